@@ -1,0 +1,54 @@
+"""Repository-level checks: notebooks and library in sync and clean, the `spine-nb` command and its modules."""
+import shutil, subprocess, sys, filecmp
+from pathlib import Path
+import pytest
+from conftest import ROOT, BIN
+
+
+def _tracked_files():
+    try: out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError): pytest.skip("not a git checkout: cannot tell which files are tracked")
+    return [l for l in out.stdout.splitlines() if l and (ROOT / l).is_file()]
+
+
+def test_nbdev_export_and_clean_leave_no_diff(tmp_path):
+    "nbdev_export and nbdev_clean, run on a copy of the checkout, change nothing (CI fails otherwise)."
+    files = _tracked_files()
+    for f in files:
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT / f, tmp_path / f)
+    for tool in ("nbdev_export", "nbdev_clean"):
+        r = subprocess.run([str(BIN / tool)], cwd=tmp_path, capture_output=True, text=True)
+        assert r.returncode == 0, f"{tool} failed:\n{r.stderr[-3000:]}"
+    changed = [f for f in files if not filecmp.cmp(ROOT / f, tmp_path / f, shallow=False)]
+    new = [str(p.relative_to(tmp_path)) for p in (tmp_path / "spine_nb").rglob("*.py") if not (ROOT / p.relative_to(tmp_path)).exists()]
+    assert not changed and not new, f"run `make export` and commit: changed {changed}, new {new}"
+
+
+def test_notebooks_have_no_outputs_or_widget_state():
+    import json
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        d = json.loads(nb.read_text())
+        assert "widgets" not in d.get("metadata", {}), f"{nb.name} carries widget state"
+        for c in d["cells"]:
+            if c["cell_type"] == "code": assert not c.get("outputs") and c.get("execution_count") is None, f"{nb.name} has outputs"
+
+
+def test_pipeline_notebooks_have_one_tagged_parameters_cell():
+    import json
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+        exports = any("#| default_exp" in "".join(c["source"]) for c in cells)
+        if not exports: assert len(tagged) == 1, f"pipeline notebook {nb.name} needs exactly one cell tagged `parameters`"
+
+
+def test_console_script_lists_commands():
+    r = subprocess.run([str(BIN / "spine-nb"), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "convert-dicom" in r.stdout and "phantom" in r.stdout
+
+
+@pytest.mark.parametrize("mod", ["phantom", "convert_dicom", "info", "demo"])
+def test_every_command_runs_as_module_with_help(mod):
+    r = subprocess.run([sys.executable, "-m", f"spine_nb.{mod}", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert f"spine-nb {mod.replace('_', '-')}" in r.stdout and len(r.stdout.splitlines()) > 3
