@@ -52,3 +52,17 @@ def test_every_command_runs_as_module_with_help(mod):
     r = subprocess.run([sys.executable, "-m", f"spine_nb.{mod}", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert f"spine-nb {mod.replace('_', '-')}" in r.stdout and len(r.stdout.splitlines()) > 3
+
+
+def test_papermill_understands_every_parameter():
+    "papermill must parse each `name: type = value  # help` line, or `-p name value` is silently ignored."
+    import json, re, papermill as pm
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        src = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        if not src: continue
+        ks = json.loads(nb.read_text()).get("metadata", {}).get("kernelspec", {})
+        assert ks.get("name"), f"{nb.name} needs kernelspec metadata, or `papermill {nb.name} out.ipynb` fails without -k"
+        declared = {m.group(1) for m in re.finditer(r"^(\w+)\s*[:=]", "".join(src[0]["source"]), re.M)}
+        parsed = set(pm.inspect_notebook(str(nb)))
+        assert declared == parsed, f"{nb.name}: papermill cannot parse {sorted(declared - parsed)} (no '=' inside comments)"
