@@ -34,7 +34,7 @@ test-nbs: env
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
 test-py: env
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest nbs/tests
 
 test: env test-nbs test-py
 
