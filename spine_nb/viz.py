@@ -409,7 +409,7 @@ def _metrics_table(per_vertebra: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]
     df["label"] = df["label"].astype(int)
     if "name" not in df: df["name"] = df["label"].map(verse_name)
     if "region" not in df: df["region"] = df["label"].map(level_region)
-    cols = [c for c in ("dice", "hd95", "id_hit") if c in df]
+    cols = [c for c in ("dice", "hd95", "id_hit") if c in df and df[c].notna().any()]  # all-NaN: nothing to plot
     if not cols: raise ValueError("per-vertebra table has none of the columns dice, hd95, id_hit")
     return df, cols
 
