@@ -193,7 +193,7 @@ def write_json(path: str | Path, obj, indent: int = 2) -> Path:
         if isinstance(o, np.ndarray): return o.tolist()
         if isinstance(o, Path): return str(o)
         raise TypeError(f"{type(o).__name__} is not JSON serialisable")
-    return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=indent, default=default)))
+    return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=indent, default=default), encoding="utf-8"))
 
 # %% ../nbs/00_core.ipynb #034d3fd5
 def run_as_script(main: Callable[[list[str] | None], int | None]):

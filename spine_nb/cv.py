@@ -132,7 +132,7 @@ def read_fold_metrics(eval_dir: str | Path # evaluation run_dir of a fold
     "Numeric dataset-level metrics a fold's evaluation wrote to `summary.json` ({} if absent)."
     p = Path(eval_dir) / "summary.json"
     if not p.exists(): return {}
-    d = json.loads(p.read_text())
+    d = json.loads(p.read_text(encoding="utf-8"))
     skip = {"fold", "num_folds", "seed"}  # bookkeeping, not metrics
     return {k: float("nan") if v is None else float(v) for k, v in d.items()
             if k not in skip and (v is None or isinstance(v, (int, float))) and not isinstance(v, bool)}
@@ -410,7 +410,7 @@ def fold_record(output: str | Path, fold: int) -> dict:
     "The stored record of a fold: DONE.json, else FAILED.json, else {'status': 'missing'}."
     fd = fold_dir(output, fold)
     for name in ("DONE.json", "FAILED.json"):
-        if (fd / name).exists(): return json.loads((fd / name).read_text())
+        if (fd / name).exists(): return json.loads((fd / name).read_text(encoding="utf-8"))
     return dict(fold=fold, status="missing")
 
 # %% ../nbs/40_cross_validation.ipynb #ad23a97d
@@ -448,7 +448,7 @@ def summarise_run(output: str | Path, # run folder
     atomic_write(output / "cv_metrics.csv", lambda p: table.to_csv(p))
     failed = _failed_folds(recs)
     md = _run_markdown(table, len(done), num_folds, failed)
-    atomic_write(output / "cv_metrics.md", lambda p: p.write_text(md))
+    atomic_write(output / "cv_metrics.md", lambda p: p.write_text(md, encoding="utf-8"))
     if len(table):
         fig = plot_folds(table, _per_vertebra(output, done), title=f"{len(done)}-fold cross-validation ({output.name})")
         atomic_write(output / "cv_metrics.png", lambda p: fig.savefig(p, dpi=100, format="png"))

@@ -133,7 +133,7 @@ def save(self: SequenceModel, path) -> Path:
 @patch_to(SequenceModel, static_method=True)
 def load(path) -> SequenceModel:
     "Read a model written by `SequenceModel.save`."
-    return SequenceModel.from_dict(json.loads(Path(path).read_text()))
+    return SequenceModel.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 # %% ../nbs/15_inference.ipynb #26f299b5
 def _level_paths(a: int, b: int, max_skip: int) -> list[tuple[list[int], int]]:
@@ -748,7 +748,7 @@ def output_files(output_dir: str | Path, case: str) -> dict[str, Path]:
 def is_complete(output_dir: str | Path, case: str) -> bool:
     "True if the case's metadata says `ok` and its segmentation, landmarks and centroid files exist."
     f = output_files(output_dir, case)
-    try: ok = json.loads(f["metadata"].read_text()).get("status") == "ok"
+    try: ok = json.loads(f["metadata"].read_text(encoding="utf-8")).get("status") == "ok"
     except (OSError, ValueError): return False
     return ok and all(f[k].is_file() for k in ("segmentation", "landmarks", "spine_centroid"))
 
@@ -880,14 +880,14 @@ SUMMARY_FIELDS = ["case", "image", "status", "seconds", "n_vertebrae", "levels",
 def _write_summary(rows: list[dict], path: Path) -> Path:
     "Write the summary rows as CSV (atomically)."
     def w(p):
-        with open(p, "w", newline="") as fh:
+        with open(p, "w", newline="", encoding="utf-8") as fh:
             wr = csv.DictWriter(fh, SUMMARY_FIELDS); wr.writeheader(); wr.writerows(rows)
     return atomic_write(path, w)
 
 # %% ../nbs/15_inference.ipynb #78c34224
 def _skipped_fields(out: Path, case: str) -> dict:
     "Summary fields of a complete (skipped) case, from its metadata."
-    m = json.loads(output_files(out, case)["metadata"].read_text())
+    m = json.loads(output_files(out, case)["metadata"].read_text(encoding="utf-8"))
     return dict(status="skipped", n_vertebrae=m.get("n_vertebrae", ""), levels=" ".join(m.get("levels", [])))
 
 def _record_failure(out: Path, case: str, img, e: Exception, progress: bool) -> str:
@@ -1020,7 +1020,7 @@ def bench_parser() -> argparse.ArgumentParser:
 def _bench_phantom_info(ph_path: Path, size: tuple, spacing: tuple) -> dict:
     "`bench_phantom`'s result for `ph_path`: read from its `_bench.json` next to it, else made (in a fresh process) and saved."
     info_path = ph_path.with_name(ph_path.name.replace(".nii.gz", "") + "_bench.json")
-    if ph_path.is_file() and info_path.is_file(): return json.loads(info_path.read_text())
+    if ph_path.is_file() and info_path.is_file(): return json.loads(info_path.read_text(encoding="utf-8"))
     ph = _spawn(bench_phantom, ph_path, size, spacing); write_json(info_path, ph)
     return ph
 

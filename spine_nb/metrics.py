@@ -295,7 +295,7 @@ def _read_image(path) -> sitk.Image:
 # %% ../nbs/30_metrics.ipynb #14b757b1
 def _parse_ctd(path) -> tuple[tuple[str, ...], dict[int, tuple[float, float, float]]]:
     "Lenient VerSe `_ctd.json` parser: (axcodes, {label: (X, Y, Z)}), ignoring extra keys such as scores."
-    try: data = json.loads(Path(path).read_text())
+    try: data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{path}: cannot read centroid JSON ({e})") from None
     head = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
     if "direction" not in head: raise ValueError(f"{path}: first entry must be {{'direction': [...]}}; not a VerSe _ctd.json")

@@ -72,7 +72,7 @@ def write_label_description(path: str | Path, # output .txt file
              "# IDX   -R-  -G-  -B-  -A--  VIS MSH  LABEL", "################################################",
              f'{0:5d} {0:5d} {0:4d} {0:4d} {0:8.2f} {0:2d} {0:2d}    "Clear Label"']
     lines += [_itksnap_row(i) for i in _levels(labels)]
-    return atomic_write(path, lambda p: Path(p).write_text("\n".join(lines) + "\n"))
+    return atomic_write(path, lambda p: Path(p).write_text("\n".join(lines) + "\n", encoding="utf-8"))
 
 # %% ../nbs/08_viz.ipynb #505f7f2d
 def write_slicer_color_table(path: str | Path, # output .ctbl or .txt file
@@ -82,7 +82,7 @@ def write_slicer_color_table(path: str | Path, # output .ctbl or .txt file
     ids = _levels(labels)
     lines = ["# Color table file spine_nb VerSe levels", f"# {len(ids) + 1} values", "0 background 0 0 0 0"]
     lines += [f"{i} {VERSE_NAMES.get(i, f'label_{i}')} {' '.join(map(str, level_color(i)))} 255" for i in ids]
-    return atomic_write(path, lambda p: Path(p).write_text("\n".join(lines) + "\n"))
+    return atomic_write(path, lambda p: Path(p).write_text("\n".join(lines) + "\n", encoding="utf-8"))
 
 # %% ../nbs/08_viz.ipynb #dbc6be9d
 def _as_image(x, what: str = "image") -> sitk.Image:
@@ -361,7 +361,7 @@ def _load_history(history) -> dict:
     if isinstance(history, Mapping): return dict(history)
     p = Path(history)
     if not p.exists(): raise FileNotFoundError(f"history file {p} does not exist; training writes history.json in its run_dir")
-    try: return json.loads(p.read_text())
+    try: return json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e: raise ValueError(f"history file {p} is not valid JSON ({e}); pass the history.json written by training") from e
 
 # %% ../nbs/08_viz.ipynb #420d5814

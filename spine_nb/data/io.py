@@ -469,7 +469,7 @@ def read_ctd(path: str | Path, # VerSe `_ctd.json` centroid file
             ) -> Centroids:
     "Read a VerSe centroid file (`[{'direction': [...]}, {'label': id, 'X':…, 'Y':…, 'Z':…}, …]`)."
     p = _require(path, "centroid file")
-    try: data = json.loads(p.read_text())
+    try: data = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise _ctd_error(p, f"invalid JSON ({e})") from None
     if not isinstance(data, list) or not data or not isinstance(data[0], dict) or "direction" not in data[0]:
         raise _ctd_error(p, "the first entry must be a dict with the orientation, e.g. {\"direction\": [\"P\", \"I\", \"R\"]}")
@@ -486,7 +486,7 @@ def write_ctd(centroids: Centroids, # centroids to write
     num = lambda x: x if isinstance(x, int) else float(x)
     rows += [{"label": int(k), "X": num(x), "Y": num(y), "Z": num(z)} for k, (x, y, z) in centroids.points.items()]
     text = json.dumps(rows)
-    return atomic_write(path, lambda p: p.write_text(text))
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 # %% ../../nbs/01_data.io.ipynb #9c30684d
 def _as_label_image(mask: sitk.Image, name: str = "mask") -> sitk.Image:
