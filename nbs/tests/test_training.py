@@ -1,9 +1,10 @@
-"""spine_nb.training end to end: `spine-nb train` for each stage on a tiny synthetic set, resume, bad input, and
+"""spine_nb.training end to end: `spine-nb train` for each stage on a tiny synthetic set, resume, bad input,
+identification statistics in stage-2 checkpoints, DDP under torchrun (CPU, gloo), the real TotalSegmentator CT, and
 papermill runs of the three training notebooks."""
 import json, os, subprocess, sys
 from pathlib import Path
 import pytest
-from conftest import ROOT
+from conftest import ROOT, BIN
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
 
@@ -36,6 +37,21 @@ def test_train_one_epoch(dataset, tmp_path, stage):
     c = torch.load(ck / "best.pth", weights_only=False)
     assert c["stage"] == stage and c["config"]["preset"] == "tiny"
     build_network(stage, **c["network_config"]).load_state_dict(c["model"])  # self-describing
+    if stage == "vertebrae": check_sequence_model(dataset, ck / "best.pth")
+
+
+def check_sequence_model(dataset: Path, best: Path):
+    "The stage-2 checkpoint carries the identification statistics of the training split, and inference reads them."
+    import torch
+    from spine_nb.training import fit_train_sequence_model, load_dataset
+    from spine_nb.inference import load_stage_models, sequence_model_from_dataset
+    from spine_nb.data.io import read_dataset_csv
+    tr, va = load_dataset(dataset, 0, 2)
+    sm = torch.load(best, weights_only=False)["sequence_model"]
+    assert sm == fit_train_sequence_model(tr) and sm["pairs"]
+    everything = sequence_model_from_dataset(read_dataset_csv(dataset), split=None).to_dict()
+    assert sum(p["count"] for p in sm["pairs"]) < sum(p["count"] for p in everything["pairs"])  # validation cases left out
+    assert load_stage_models(best, "vertebrae").meta[0]["sequence_model"] == sm
 
 
 def test_resume(dataset, tmp_path):
@@ -74,6 +90,43 @@ def test_cli_help():
     r = subprocess.run([sys.executable, "-c", "from spine_nb.training import train_cli; train_cli(['--help'])"],
                        capture_output=True, text=True, env=ENV, cwd=ROOT)
     assert "spine-nb train" in r.stdout and "--resume" in r.stdout
+
+
+@pytest.mark.timeout(300)
+def test_torchrun_ddp(dataset, tmp_path):
+    "`torchrun --nproc_per_node 2 -m spine_nb.train` trains one model with DDP on CPU (gloo); rank 0 alone writes."
+    cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "spine_nb.train", "--stage", "spine",
+           "--preset", "tiny", "--csv", str(dataset), "--output", str(tmp_path), "--device", "cpu", "--no_progress", "--epochs", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=280)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("best validation loss") == 1, r.stdout  # printed by the main process only
+    ck = tmp_path / "spine" / "checkpoints" / "fold_0"
+    assert {"best.pth", "latest.pth", "epoch_0000.pth", "epoch_0001.pth"} <= {p.name for p in ck.iterdir()}
+    hist = json.loads((tmp_path / "spine" / "logs" / "fold_0" / "history.json").read_text())
+    import math, torch
+    assert hist["epoch"] == [0, 1] and all(math.isfinite(v) for v in hist["train_loss"] + hist["val_loss"])
+    c = torch.load(ck / "latest.pth", weights_only=False)
+    assert c["epoch"] == 1 and not any(k.startswith("module.") for k in c["model"])  # unwrapped before saving
+
+
+@pytest.mark.timeout(300)
+def test_real_totalseg_all_stages(real_data, tmp_path):
+    "The real TotalSegmentator CT (label_convention totalseg, no centroid file) trains through all three stages."
+    import math, torch, pandas as pd
+    from spine_nb.data.io import write_dataset_csv
+    src = real_data / "totalseg_ct"
+    if not (src / "example_ct.nii.gz").exists(): pytest.skip(f"{src} lacks example_ct.nii.gz")
+    rows = [dict(name=f"ts{i}", type="train", image_path=str(src / "example_ct.nii.gz"),
+                 mask_path=str(src / "example_seg_fast_force_split.nii.gz"), centroid_json_path="", label_convention="totalseg") for i in (1, 2)]
+    csv = write_dataset_csv(pd.DataFrame(rows), tmp_path / "real.csv")
+    for stage in ("spine", "vertebrae", "segmentation"):
+        train("--stage", stage, "--csv", csv, "--output", tmp_path / "run", "--epochs", 1, "--num_folds", 2)
+        ck = tmp_path / "run" / stage / "checkpoints" / "fold_0"
+        assert (ck / "best.pth").exists() and (ck / "latest.pth").exists(), stage
+        hist = json.loads((tmp_path / "run" / stage / "logs" / "fold_0" / "history.json").read_text())
+        assert all(math.isfinite(hist[k][0]) for k in ("train_loss", "val_loss")), (stage, hist)
+    sm = torch.load(tmp_path / "run" / "vertebrae" / "checkpoints" / "fold_0" / "best.pth", weights_only=False)["sequence_model"]
+    assert {(p["from"], p["to"]) for p in sm["pairs"]} >= {(20, 21), (21, 22), (22, 23), (23, 24)}  # L1..L5 from the converted mask
 
 
 def test_training_notebooks(tmp_path):
