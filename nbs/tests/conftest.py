@@ -21,3 +21,15 @@ def real_data() -> Path:
 
 @pytest.fixture
 def root() -> Path: return ROOT
+
+
+@pytest.fixture(autouse=True)
+def _locale_unchanged(request):
+    "Fail a test that changes the process locale (text I/O would silently switch to ASCII after it)."
+    import locale
+    before = locale.setlocale(locale.LC_CTYPE)
+    yield
+    after = locale.setlocale(locale.LC_CTYPE)
+    if after != before:
+        locale.setlocale(locale.LC_CTYPE, before)
+        pytest.fail(f"{request.node.nodeid} changed LC_CTYPE from {before!r} to {after!r}")

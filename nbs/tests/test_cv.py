@@ -35,11 +35,11 @@ def stand_in_notebooks(d: Path) -> Path:
 
 
 def _cv(args, timeout=600):
-    return subprocess.run([str(BIN / "spine-nb"), "cv", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=timeout)
+    return subprocess.run([str(BIN / "spine-nb"), "cv", *map(str, args)], capture_output=True, text=True, encoding="utf-8", errors="replace", env=ENV, timeout=timeout)
 
 
 def test_cv_help_and_module():
-    r = subprocess.run([sys.executable, "-m", "spine_nb.cv", "--help"], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run([sys.executable, "-m", "spine_nb.cv", "--help"], capture_output=True, text=True, encoding="utf-8", errors="replace", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "spine-nb cv" in r.stdout and "--executor" in r.stdout and "--gpus-per-job" in r.stdout
 
@@ -58,18 +58,18 @@ def test_cv_local_executor_failed_fold_and_resume(tmp_path):
     args = ["--csv", csv, "--output", run, "--folds", 2, "--preset", "tiny", "--epochs", 1, "--nbs_dir", nbs, "--executor", "local", "--timeout-min", 5]
     t0 = time.time(); r = _cv(args); t_first = time.time() - t0
     assert r.returncode == 1, r.stdout + r.stderr
-    done0 = json.loads((run / "fold_0/DONE.json").read_text())
+    done0 = json.loads((run / "fold_0/DONE.json").read_text(encoding="utf-8"))
     assert done0["status"] == "done" and done0["metrics"]["dice_mean"] == pytest.approx(0.8)
-    failed = json.loads((run / "fold_1/FAILED.json").read_text())
+    failed = json.loads((run / "fold_1/FAILED.json").read_text(encoding="utf-8"))
     assert "stand-in failure in fold 1" in failed["error"] and failed["notebook"].endswith("21_inference.split.ipynb")
     assert Path(failed["executed"]).exists() and not (run / "fold_1/DONE.json").exists()
     assert "FAILED fold 1" in r.stderr and "21_inference.split.ipynb" in r.stderr
     for nb in REAL_NOTEBOOKS: assert (run / "fold_0" / nb).exists(), nb
     # parameters reached the notebooks through their parameters cells
-    assert json.loads((run / "fold_0/models/params.json").read_text()) == dict(fold=0, num_folds=2, preset="tiny", epochs=1)
+    assert json.loads((run / "fold_0/models/params.json").read_text(encoding="utf-8")) == dict(fold=0, num_folds=2, preset="tiny", epochs=1)
     # the folds ran as submitit local jobs, in processes other than this one and each other
     assert list((run / "submitit").glob("*_0_log.out")), "no submitit job logs"
-    md = (run / "cv_metrics.md").read_text(); assert "1/2 folds finished" in md and "Failed folds" in md
+    md = (run / "cv_metrics.md").read_text(encoding="utf-8"); assert "1/2 folds finished" in md and "Failed folds" in md
     # resume: fix the failure; fold 0 is skipped, fold 1 runs
     (nbs / "fail.json").write_text("[]"); mtime0 = (run / "fold_0/DONE.json").stat().st_mtime
     r = _cv(args)
@@ -80,7 +80,7 @@ def test_cv_local_executor_failed_fold_and_resume(tmp_path):
     table = pd.read_csv(run / "cv_metrics.csv", index_col=0)
     assert table.loc["dice_mean", "mean"] == pytest.approx(0.85) and table.loc["dice_mean", "n"] == 2
     assert (run / "cv_metrics.png").stat().st_size > 10_000
-    pids = {json.loads((run / f"fold_{k}/DONE.json").read_text())["metrics"]["pid"] for k in (0, 1)}
+    pids = {json.loads((run / f"fold_{k}/DONE.json").read_text(encoding="utf-8"))["metrics"]["pid"] for k in (0, 1)}
     assert os.getpid() not in pids
     print(f"first run (2 folds in parallel, one failing): {t_first:.1f} s")
 
@@ -90,11 +90,11 @@ def test_parallel_folds_with_max_parallel_under_python_m(tmp_path):
     "`python -m spine_nb.cv` (job function importable although the CLI runs as __main__); --max-parallel 1 runs folds one after the other."
     nbs = stand_in_notebooks(tmp_path / "nbs"); csv = tmp_path / "d.csv"; csv.write_text("name,type\n")
     args = ["--csv", csv, "--output", tmp_path / "run", "--folds", 3, "--only", "0,2", "--stages", "spine", "--nbs_dir", nbs, "--max-parallel", 1]
-    r = subprocess.run([sys.executable, "-m", "spine_nb.cv", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=280)
+    r = subprocess.run([sys.executable, "-m", "spine_nb.cv", *map(str, args)], capture_output=True, text=True, encoding="utf-8", errors="replace", env=ENV, timeout=280)
     assert r.returncode == 0, r.stdout + r.stderr
-    d0, d2 = (json.loads((tmp_path / f"run/fold_{k}/DONE.json").read_text()) for k in (0, 2))
+    d0, d2 = (json.loads((tmp_path / f"run/fold_{k}/DONE.json").read_text(encoding="utf-8")) for k in (0, 2))
     assert d2["started"] >= d0["finished"], "with --max-parallel 1 the second fold must start after the first"
-    assert not (tmp_path / "run/fold_1").exists() and "1/3 folds" not in (tmp_path / "run/cv_metrics.md").read_text()
+    assert not (tmp_path / "run/fold_1").exists() and "1/3 folds" not in (tmp_path / "run/cv_metrics.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.timeout(300)
@@ -106,7 +106,7 @@ def test_crashed_fold_job_is_reported(tmp_path):
     r = _cv(["--csv", csv, "--output", run, "--folds", 2, "--stages", "spine", "--nbs_dir", nbs])
     assert r.returncode == 1, r.stdout + r.stderr
     assert (run / "fold_0/DONE.json").exists() and not (run / "fold_1/DONE.json").exists()
-    failed = json.loads((run / "fold_1/FAILED.json").read_text())
+    failed = json.loads((run / "fold_1/FAILED.json").read_text(encoding="utf-8"))
     assert "did not finish" in failed["error"] and failed["log"], failed
 
 
@@ -157,13 +157,13 @@ def test_torchrun_two_process_ddp_gloo_on_cpu(tmp_path):
     import torch
     script = tmp_path / "ddp_steps.py"; script.write_text(DDP_SCRIPT)
     r = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)],
-                       capture_output=True, text=True, env=ENV, timeout=170)
+                       capture_output=True, text=True, encoding="utf-8", errors="replace", env=ENV, timeout=170)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     w = [torch.load(tmp_path / f"rank{k}.pt") for k in (0, 1)]
     assert all(torch.equal(w[0][k], w[1][k]) for k in w[0])
     torch.manual_seed(100); init = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).state_dict()
     assert not torch.equal(init["0.weight"], w[0]["0.weight"]), "no training step happened"
-    meta = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1)]
+    meta = [json.loads((tmp_path / f"rank{k}.json").read_text(encoding="utf-8")) for k in (0, 1)]
     assert [m["world"] for m in meta] == [2, 2] and [m["main"] for m in meta] == [True, False]
     for e in range(2): assert not set(meta[0]["seen"][e]) & set(meta[1]["seen"][e]) and len(meta[0]["seen"][e]) == 16
 
@@ -181,7 +181,7 @@ def test_cv_two_folds_tiny_end_to_end(tmp_path):
              "--timeout-min", 14], timeout=880)
     dt = time.time() - t0
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:] + "".join(
-        f"\nfold {k}: {(run / f'fold_{k}/FAILED.json').read_text()[:3000]}" for k in (0, 1) if (run / f"fold_{k}/FAILED.json").exists())
+        f"\nfold {k}: {(run / f'fold_{k}/FAILED.json').read_text(encoding='utf-8')[:3000]}" for k in (0, 1) if (run / f"fold_{k}/FAILED.json").exists())
     for k in (0, 1):
         assert (run / f"fold_{k}/DONE.json").exists()
         for nb in REAL_NOTEBOOKS: assert (run / f"fold_{k}" / nb).exists(), nb
@@ -190,5 +190,5 @@ def test_cv_two_folds_tiny_end_to_end(tmp_path):
     import pandas as pd
     table = pd.read_csv(run / "cv_metrics.csv", index_col=0)
     assert "dice_mean" in table.index and table.loc["dice_mean", "n"] == 2
-    assert (run / "cv_metrics.png").exists() and "2/2 folds finished" in (run / "cv_metrics.md").read_text()
-    print(f"2-fold tiny cross-validation: {dt:.0f} s\n" + (run / "cv_metrics.md").read_text())
+    assert (run / "cv_metrics.png").exists() and "2/2 folds finished" in (run / "cv_metrics.md").read_text(encoding="utf-8")
+    print(f"2-fold tiny cross-validation: {dt:.0f} s\n" + (run / "cv_metrics.md").read_text(encoding="utf-8"))

@@ -7,7 +7,7 @@ from conftest import ROOT
 @pytest.mark.timeout(900)
 def test_demo_quick_end_to_end(tmp_path):
     env = {**os.environ, "SPINE_NB_DATA": str(tmp_path / "data"), "SPINE_NB_OUTPUTS": str(tmp_path / "outputs")}
-    r = subprocess.run([sys.executable, "-m", "spine_nb.demo", "--quick", "--n", "4"], cwd=ROOT, env=env, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "spine_nb.demo", "--quick", "--n", "4"], cwd=ROOT, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
     assert r.returncode in (0, 1), r.stderr[-3000:]  # 1: evaluation found missed vertebrae (tiny, one-epoch models)
     run = tmp_path / "outputs" / "demo"
     for f in ("03_explore.ipynb", "dicom_example_ct.nii.gz", "metrics.csv", "infer/summary.csv",

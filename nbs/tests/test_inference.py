@@ -253,12 +253,12 @@ def test_outputs_layout_and_atomicity(predictor, phantom, tmp_path):
     seg = sitk.ReadImage(str(f["segmentation"])); _same_grid(seg, img)
     assert (sitk.GetArrayViewFromImage(seg) == sitk.GetArrayViewFromImage(r.segmentation)).all()
     ctd = read_ctd(f["landmarks"]); assert ctd.axcodes == ("P", "I", "R")
-    world = ctd.to_world(img); header = json.loads(f["landmarks"].read_text())[0]
+    world = ctd.to_world(img); header = json.loads(f["landmarks"].read_text(encoding="utf-8"))[0]
     for l in r.landmarks:
         np.testing.assert_allclose(world[l["label"]], l["world"], atol=0.05)
         np.testing.assert_allclose(header["world_lps_mm"][str(l["label"])], l["world"])
         assert header["scores"][str(l["label"])] == pytest.approx(l["score"])
-    meta = json.loads(f["metadata"].read_text())
+    meta = json.loads(f["metadata"].read_text(encoding="utf-8"))
     assert meta["status"] == "ok" and meta["input"]["orientation"] == "PIR" and meta["input"]["size"] == list(img.GetSize())
     assert set(meta["timings_s"]) >= {"read", "spine", "vertebrae", "segmentation", "write", "total"} and meta["peak_ram_mb"] > 0
     assert set(meta["checkpoints"]) == {"spine", "vertebrae", "segmentation"} and "torch" in meta["versions"]
@@ -315,7 +315,7 @@ def test_batch_skip_rerun_and_failures(models, phantom, tmp_path):
     rows = {r["case"]: r for r in _rows(out)}
     assert {k: r["status"] for k, r in rows.items()} == {"a_ct": "ok", "b_ct": "ok", "blank": "failed", "broken": "failed"}
     assert "blank.nii.gz is empty" in rows["blank"]["error"] and "broken.nii.gz" in rows["broken"]["error"]
-    meta = json.loads((out / "blank_metadata.json").read_text()); assert meta["status"] == "failed" and "empty" in meta["error"]
+    meta = json.loads((out / "blank_metadata.json").read_text(encoding="utf-8")); assert meta["status"] == "failed" and "empty" in meta["error"]
     assert rows["a_ct"]["levels"] == rows["b_ct"]["levels"]
     mtime = (out / "a_ct_segmentation.nii.gz").stat().st_mtime_ns
     assert infer_cli(args) == 1
@@ -338,12 +338,12 @@ def test_cli_landmarks_and_csv(models, phantom, tmp_path):
     lm = write_ctd(Centroids.from_world(ctd, phantom["image"]), tmp_path / "x_ctd.json")
     out = tmp_path / "o"
     assert infer_cli(["--image", str(img), "--landmarks", str(lm), "--model_dir", str(models), "--output", str(out), "--quiet", "--no_qc"]) == 0
-    meta = json.loads((out / "x_ct_metadata.json").read_text())
+    meta = json.loads((out / "x_ct_metadata.json").read_text(encoding="utf-8"))
     assert meta["landmarks_source"] == str(lm) and meta["n_vertebrae"] == len(ctd)
     fit_sequence_model([ctd]).save(tmp_path / "seq.json")  # identification statistics from a JSON file
     assert infer_cli(["--image", str(img), "--sequence_model", str(tmp_path / "seq.json"), "--model_dir", str(models),
                       "--output", str(tmp_path / "o4"), "--quiet", "--no_qc"]) == 0
-    assert json.loads((tmp_path / "o4" / "x_ct_metadata.json").read_text())["parameters"]["sequence_model_pairs"] == len(ctd) - 1
+    assert json.loads((tmp_path / "o4" / "x_ct_metadata.json").read_text(encoding="utf-8"))["parameters"]["sequence_model_pairs"] == len(ctd) - 1
     (tmp_path / "d.csv").write_text(f"name,type,image_path,mask_path,centroid_json_path\ncaseA,test,{img.name},,\n")
     assert infer_cli(["--image", str(tmp_path / "d.csv"), "--model_dir", str(models), "--output", str(tmp_path / "o2"), "--quiet", "--no_qc"]) == 0
     assert (tmp_path / "o2" / "caseA_segmentation.nii.gz").is_file()
@@ -352,7 +352,7 @@ def test_cli_landmarks_and_csv(models, phantom, tmp_path):
 
 @pytest.mark.parametrize("mod", ["infer", "bench"])
 def test_commands_have_help(mod):
-    r = subprocess.run([sys.executable, "-m", f"spine_nb.{mod}", "--help"], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run([sys.executable, "-m", f"spine_nb.{mod}", "--help"], capture_output=True, text=True, encoding="utf-8", errors="replace", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert f"spine-nb {mod}" in r.stdout and "--model_dir" in r.stdout
 
@@ -360,7 +360,7 @@ def test_commands_have_help(mod):
 def test_bench_small(tmp_path):
     "`spine-nb bench` prints one JSON line with stage timings and peak memory (a small phantom here)."
     r = subprocess.run([sys.executable, "-m", "spine_nb.bench", "--preset", "tiny", "--device", "cpu", "--size", "96,96,120",
-                        "--spacing", "2.5,2.5,2.5", "--phantom", str(tmp_path / "ph.nii.gz")], capture_output=True, text=True, cwd=ROOT, timeout=600)
+                        "--spacing", "2.5,2.5,2.5", "--phantom", str(tmp_path / "ph.nii.gz")], capture_output=True, text=True, encoding="utf-8", errors="replace", cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = [l for l in r.stdout.splitlines() if l.strip()]
     out = json.loads(lines[-1])

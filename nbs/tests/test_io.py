@@ -242,7 +242,7 @@ def test_discover_csv_round_trip_and_folds(tmp_path):
     assert len(df) == 5 and df["subject"].nunique() == 4 and df["mask_path"].notna().all() and df["centroid_json_path"].notna().all()
     assert "sub-verse004_dir-ax" in set(df["name"])
     csv = write_dataset_csv(df, tmp_path / "verse" / "dataset.csv")
-    assert "rawdata/sub-verse004/sub-verse004_dir-ax_ct.nii.gz" in csv.read_text()  # relative paths
+    assert "rawdata/sub-verse004/sub-verse004_dir-ax_ct.nii.gz" in csv.read_text(encoding="utf-8")  # relative paths
     pd.testing.assert_frame_equal(read_dataset_csv(csv), df, check_dtype=False)
     folds = kfold_splits(df, 2, seed=3)
     for tr, va in folds: assert not set(tr["subject"]) & set(va["subject"]) and len(tr) + len(va) == 5
@@ -255,7 +255,7 @@ def test_dataset_csv_problems_are_all_listed(tmp_path):
     df = discover_verse_bids(root)
     csv = write_dataset_csv(df, root / "dataset.csv")
     Path(df["image_path"][0]).unlink(); Path(df["centroid_json_path"][3]).unlink()
-    csv.write_text(csv.read_text().replace(",train,", ",training,", 1))
+    csv.write_text(csv.read_text(encoding="utf-8").replace(",train,", ",training,", 1))
     with pytest.raises(DatasetError) as e: read_dataset_csv(csv)
     msg = str(e.value)
     assert "3 problem(s)" in msg and "dataset.csv" in msg and "row 2 ('sub-gl003')" in msg and "row 5" in msg and "'training'" in msg

@@ -306,7 +306,7 @@ def test_evaluate_dataset_with_landmarks_real(tmp_path):
     pd.DataFrame([dict(name="verse004", type="test", image_path="msk.nii.gz", mask_path="msk.nii.gz", centroid_json_path="ctd.json")]).to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "pred").mkdir()
     shutil.copy(src / "sub-verse004_seg-vert_msk.nii.gz", tmp_path / "pred" / "verse004_segmentation.nii.gz")
-    ctd = json.loads((src / "sub-verse004_seg-subreg_ctd.json").read_text())
+    ctd = json.loads((src / "sub-verse004_seg-subreg_ctd.json").read_text(encoding="utf-8"))
     for d in ctd:
         if d.get("label") == 20: d["X"] += 10.0                   # 10 voxels along P (1 mm)
         if "label" in d: d["score"] = 0.9
@@ -334,7 +334,7 @@ def test_cli_exit_codes_and_help(tmp_path, capsys):
 def test_console_script_help():
     exe = Path(sys.executable).with_name("spine-nb")
     if not exe.exists(): pytest.skip("spine-nb console script not installed in this environment")
-    r = subprocess.run([str(exe), "evaluate", "--help"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([str(exe), "evaluate", "--help"], capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)
     assert r.returncode == 0 and "spine-nb evaluate" in r.stdout, r.stderr
 
 

@@ -84,7 +84,7 @@ def test_generate_dataset_layout(tmp_path):
         assert img.GetSize() == msk.GetSize() and np.allclose(img.GetDirection(), msk.GetDirection())
         assert Path(row["image_path"]).name in (f"{sub}_ct.nii.gz", f"{sub}_T2w.nii.gz", f"{sub}_T1w.nii.gz")
         assert (tmp_path / "derivatives" / sub / f"{sub}_seg-sem_msk.nii.gz").exists() and (tmp_path / row["semantic_path"]).exists()
-        ctd = json.loads(Path(row["centroid_json_path"]).read_text()); assert ctd[0] == {"direction": ["P", "I", "R"]}
+        ctd = json.loads(Path(row["centroid_json_path"]).read_text(encoding="utf-8")); assert ctd[0] == {"direction": ["P", "I", "R"]}
         m = sitk.GetArrayViewFromImage(msk)
         for k, p in read_ctd(row["centroid_json_path"]).to_world(msk).items():
             assert m[tuple(np.rint(msk.TransformPhysicalPointToContinuousIndex(tuple(p))).astype(int)[::-1])] == k
@@ -94,7 +94,7 @@ def test_generate_dataset_layout(tmp_path):
 
 def run_cli(*args):
     code = "import sys; from spine_nb.data.phantom import phantom_cli; sys.exit(phantom_cli(sys.argv[1:]))"
-    return subprocess.run([PY, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return subprocess.run([PY, "-c", code, *args], capture_output=True, text=True, encoding="utf-8", errors="replace", cwd=ROOT, timeout=120)
 
 def test_cli(tmp_path):
     h = run_cli("--help"); assert h.returncode == 0 and "spine-nb phantom" in h.stdout and "--modality" in h.stdout
@@ -125,7 +125,7 @@ def test_explore_notebook_papermill(tmp_path):
     env = {**os.environ, "SPINE_NB_DATA": str(tmp_path / "data"), "SPINE_NB_OUTPUTS": str(tmp_path / "outputs")}
     t0 = time.perf_counter()
     res = subprocess.run([str(pm), str(ROOT / "nbs" / "03_explore.ipynb"), str(tmp_path / "out.ipynb"), "-p", "n_cases", "2",
-                          "-p", "seed", "1", "--cwd", str(ROOT / "nbs")], capture_output=True, text=True, env=env, timeout=85)
+                          "-p", "seed", "1", "--cwd", str(ROOT / "nbs")], capture_output=True, text=True, encoding="utf-8", errors="replace", env=env, timeout=85)
     assert res.returncode == 0, res.stderr[-3000:]
     figs = sorted(p.name for p in (tmp_path / "outputs" / "explore").glob("*.png"))
     assert {"intensity_histograms.png", "vertebra_counts.png", "views_sub-phantom000.png", "views_sub-phantom001.png"} <= set(figs), figs

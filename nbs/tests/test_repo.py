@@ -6,7 +6,7 @@ from conftest import ROOT, BIN
 
 
 def _tracked_files():
-    try: out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True)
+    try: out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", check=True)
     except (OSError, subprocess.CalledProcessError): pytest.skip("not a git checkout: cannot tell which files are tracked")
     return [l for l in out.stdout.splitlines() if l and (ROOT / l).is_file()]
 
@@ -17,7 +17,7 @@ def test_nbdev_export_and_clean_leave_no_diff(tmp_path):
     for f in files:
         (tmp_path / f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT / f, tmp_path / f)
     for tool in ("nbdev_export", "nbdev_clean"):
-        r = subprocess.run([str(BIN / tool)], cwd=tmp_path, capture_output=True, text=True)
+        r = subprocess.run([str(BIN / tool)], cwd=tmp_path, capture_output=True, text=True, encoding="utf-8", errors="replace")
         assert r.returncode == 0, f"{tool} failed:\n{r.stderr[-3000:]}"
     changed = [f for f in files if not filecmp.cmp(ROOT / f, tmp_path / f, shallow=False)]
     new = [str(p.relative_to(tmp_path)) for p in (tmp_path / "spine_nb").rglob("*.py") if not (ROOT / p.relative_to(tmp_path)).exists()]
@@ -27,7 +27,7 @@ def test_nbdev_export_and_clean_leave_no_diff(tmp_path):
 def test_notebooks_have_no_outputs_or_widget_state():
     import json
     for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
-        d = json.loads(nb.read_text())
+        d = json.loads(nb.read_text(encoding="utf-8"))
         assert "widgets" not in d.get("metadata", {}), f"{nb.name} carries widget state"
         for c in d["cells"]:
             if c["cell_type"] == "code": assert not c.get("outputs") and c.get("execution_count") is None, f"{nb.name} has outputs"
@@ -36,20 +36,20 @@ def test_notebooks_have_no_outputs_or_widget_state():
 def test_pipeline_notebooks_have_one_tagged_parameters_cell():
     import json
     for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
-        cells = json.loads(nb.read_text())["cells"]
+        cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
         tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
         exports = any("#| default_exp" in "".join(c["source"]) for c in cells)
         if not exports: assert len(tagged) == 1, f"pipeline notebook {nb.name} needs exactly one cell tagged `parameters`"
 
 
 def test_console_script_lists_commands():
-    r = subprocess.run([str(BIN / "spine-nb"), "--help"], capture_output=True, text=True)
+    r = subprocess.run([str(BIN / "spine-nb"), "--help"], capture_output=True, text=True, encoding="utf-8", errors="replace")
     assert r.returncode == 0 and "convert-dicom" in r.stdout and "phantom" in r.stdout
 
 
 @pytest.mark.parametrize("mod", ["phantom", "convert_dicom", "info", "demo"])
 def test_every_command_runs_as_module_with_help(mod):
-    r = subprocess.run([sys.executable, "-m", f"spine_nb.{mod}", "--help"], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run([sys.executable, "-m", f"spine_nb.{mod}", "--help"], capture_output=True, text=True, encoding="utf-8", errors="replace", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert f"spine-nb {mod.replace('_', '-')}" in r.stdout and len(r.stdout.splitlines()) > 3
 
@@ -58,10 +58,10 @@ def test_papermill_understands_every_parameter():
     "papermill must parse each `name: type = value  # help` line, or `-p name value` is silently ignored."
     import json, re, papermill as pm
     for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
-        cells = json.loads(nb.read_text())["cells"]
+        cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
         src = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         if not src: continue
-        ks = json.loads(nb.read_text()).get("metadata", {}).get("kernelspec", {})
+        ks = json.loads(nb.read_text(encoding="utf-8")).get("metadata", {}).get("kernelspec", {})
         assert ks.get("name"), f"{nb.name} needs kernelspec metadata, or `papermill {nb.name} out.ipynb` fails without -k"
         declared = {m.group(1) for m in re.finditer(r"^(\w+)\s*[:=]", "".join(src[0]["source"]), re.M)}
         parsed = set(pm.inspect_notebook(str(nb)))

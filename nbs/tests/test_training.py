@@ -13,7 +13,7 @@ def train(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     "Run `train_cli` in a fresh interpreter (the venv's python), as `spine-nb train` would."
     argv = list(map(str, args)) + ["--preset", "tiny", "--device", "cpu", "--no_progress"]
     code = f"from spine_nb.training import train_cli; raise SystemExit(train_cli({argv!r}))"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", errors="replace", env=ENV, cwd=ROOT, timeout=300)
     if check: assert r.returncode == 0, r.stdout + r.stderr
     return r
 
@@ -30,7 +30,7 @@ def test_train_one_epoch(dataset, tmp_path, stage):
     assert "best validation loss" in r.stdout
     ck = tmp_path / stage / "checkpoints" / "fold_0"
     assert {"best.pth", "latest.pth", "epoch_0000.pth"} <= {p.name for p in ck.iterdir()}
-    hist = json.loads((tmp_path / stage / "logs" / "fold_0" / "history.json").read_text())
+    hist = json.loads((tmp_path / stage / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
     assert hist["epoch"] == [0] and all(v[0] is not None for k, v in hist.items() if k.endswith("loss"))
     import torch
     from spine_nb.networks import build_network
@@ -58,7 +58,7 @@ def test_resume(dataset, tmp_path):
     train("--stage", "vertebrae", "--csv", dataset, "--output", tmp_path, "--epochs", 1)
     latest = tmp_path / "vertebrae" / "checkpoints" / "fold_0" / "latest.pth"
     train("--stage", "vertebrae", "--csv", dataset, "--output", tmp_path, "--epochs", 2, "--resume", latest)
-    hist = json.loads((tmp_path / "vertebrae" / "logs" / "fold_0" / "history.json").read_text())
+    hist = json.loads((tmp_path / "vertebrae" / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
     assert hist["epoch"] == [0, 1]
     import torch
     assert torch.load(latest, weights_only=False)["epoch"] == 1
@@ -88,7 +88,7 @@ def test_bad_inputs(dataset, tmp_path):
 
 def test_cli_help():
     r = subprocess.run([sys.executable, "-c", "from spine_nb.training import train_cli; train_cli(['--help'])"],
-                       capture_output=True, text=True, env=ENV, cwd=ROOT)
+                       capture_output=True, text=True, encoding="utf-8", errors="replace", env=ENV, cwd=ROOT)
     assert "spine-nb train" in r.stdout and "--resume" in r.stdout
 
 
@@ -97,12 +97,12 @@ def test_torchrun_ddp(dataset, tmp_path):
     "`torchrun --nproc_per_node 2 -m spine_nb.train` trains one model with DDP on CPU (gloo); rank 0 alone writes."
     cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "spine_nb.train", "--stage", "spine",
            "--preset", "tiny", "--csv", str(dataset), "--output", str(tmp_path), "--device", "cpu", "--no_progress", "--epochs", "2"]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=280)
+    r = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", env=ENV, cwd=tmp_path, timeout=280)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("best validation loss") == 1, r.stdout  # printed by the main process only
     ck = tmp_path / "spine" / "checkpoints" / "fold_0"
     assert {"best.pth", "latest.pth", "epoch_0000.pth", "epoch_0001.pth"} <= {p.name for p in ck.iterdir()}
-    hist = json.loads((tmp_path / "spine" / "logs" / "fold_0" / "history.json").read_text())
+    hist = json.loads((tmp_path / "spine" / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
     import math, torch
     assert hist["epoch"] == [0, 1] and all(math.isfinite(v) for v in hist["train_loss"] + hist["val_loss"])
     c = torch.load(ck / "latest.pth", weights_only=False)
@@ -123,7 +123,7 @@ def test_real_totalseg_all_stages(real_data, tmp_path):
         train("--stage", stage, "--csv", csv, "--output", tmp_path / "run", "--epochs", 1, "--num_folds", 2)
         ck = tmp_path / "run" / stage / "checkpoints" / "fold_0"
         assert (ck / "best.pth").exists() and (ck / "latest.pth").exists(), stage
-        hist = json.loads((tmp_path / "run" / stage / "logs" / "fold_0" / "history.json").read_text())
+        hist = json.loads((tmp_path / "run" / stage / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
         assert all(math.isfinite(hist[k][0]) for k in ("train_loss", "val_loss")), (stage, hist)
     sm = torch.load(tmp_path / "run" / "vertebrae" / "checkpoints" / "fold_0" / "best.pth", weights_only=False)["sequence_model"]
     assert {(p["from"], p["to"]) for p in sm["pairs"]} >= {(20, 21), (21, 22), (22, 23), (23, 24)}  # L1..L5 from the converted mask

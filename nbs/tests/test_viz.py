@@ -66,13 +66,13 @@ def test_slice_viewer_sliders_change_the_picture():
 
 def test_label_tables_parse(tmp_path):
     p = write_label_description(tmp_path / "verse_itksnap.txt")
-    rows = [l.split(None, 7) for l in p.read_text().splitlines() if l.strip() and not l.startswith("#")]
+    rows = [l.split(None, 7) for l in p.read_text(encoding="utf-8").splitlines() if l.strip() and not l.startswith("#")]
     assert len(rows) == 29 and rows[0][7] == '"Clear Label"'
     for r in rows[1:]:
         i = int(r[0]); assert tuple(map(int, r[1:4])) == LEVEL_COLORS[i]
         assert float(r[4]) == 1.0 and r[5] == r[6] == "1" and r[7].startswith('"') and r[7].endswith('"')
     q = write_slicer_color_table(tmp_path / "verse.ctbl")
-    rows = [l.split() for l in q.read_text().splitlines() if not l.startswith("#")]
+    rows = [l.split() for l in q.read_text(encoding="utf-8").splitlines() if not l.startswith("#")]
     assert len(rows) == 29 and all(len(r) == 6 for r in rows)
     assert {int(r[0]): tuple(map(int, r[2:5])) for r in rows[1:]} == LEVEL_COLORS
 
@@ -108,8 +108,8 @@ def jupyterlab(tmp_path):
             except Exception:
                 if proc.poll() is not None: break
                 time.sleep(0.5)
-        else: pytest.fail("JupyterLab did not start in 60 s:\n" + (tmp_path / "jupyterlab.log").read_text()[-3000:])
-        if proc.poll() is not None: pytest.fail("JupyterLab exited:\n" + (tmp_path / "jupyterlab.log").read_text()[-3000:])
+        else: pytest.fail("JupyterLab did not start in 60 s:\n" + (tmp_path / "jupyterlab.log").read_text(encoding="utf-8")[-3000:])
+        if proc.poll() is not None: pytest.fail("JupyterLab exited:\n" + (tmp_path / "jupyterlab.log").read_text(encoding="utf-8")[-3000:])
         yield base, token, root
     finally:
         proc.terminate()

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/01_data.io.ipynb #8d784e48
 from __future__ import annotations
-import os, re, sys, json, math, argparse, tempfile, warnings
+import os, re, sys, json, math, locale, argparse, tempfile, warnings, contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence, TYPE_CHECKING
@@ -167,6 +167,14 @@ def _slice_tags(image: sitk.Image, # the 3D image
             "0020|0032": "\\".join(f"{v:.6f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
             "0018|0050": f"{image.GetSpacing()[2]:.6f}"}
 
+# %% ../../nbs/01_data.io.ipynb #keeploc259c
+@contextlib.contextmanager
+def _keep_locale():
+    "Restore the process's LC_CTYPE locale after the block (GDCM's writer changes it)."
+    saved = locale.setlocale(locale.LC_CTYPE)
+    try: yield
+    finally: locale.setlocale(locale.LC_CTYPE, saved)
+
 # %% ../../nbs/01_data.io.ipynb #9acee40c
 def write_dicom_series(image: sitk.Image, # 3D image; int16 voxels are written as they are (HU for CT)
                        folder: str | Path, # output folder (created)
@@ -180,11 +188,12 @@ def write_dicom_series(image: sitk.Image, # 3D image; int16 voxels are written a
     image = sitk.Cast(image, sitk.sitkInt16); series_uid = series_uid or _uid(); study = _uid()
     w, files = sitk.ImageFileWriter(), []
     w.KeepOriginalImageUIDOn()
-    for k in (k for k in range(image.GetDepth()) if k not in set(skip)):
-        s = image[:, :, k]
-        tags = {**_slice_tags(image, k, study, series_uid, description), **(slice_tags(k) if slice_tags else {})}
-        for key, v in tags.items(): s.SetMetaData(key, str(v))
-        files.append(folder / f"slice{k:04d}.dcm"); w.SetFileName(str(files[-1])); w.Execute(s)
+    with _keep_locale():
+        for k in (k for k in range(image.GetDepth()) if k not in set(skip)):
+            s = image[:, :, k]
+            tags = {**_slice_tags(image, k, study, series_uid, description), **(slice_tags(k) if slice_tags else {})}
+            for key, v in tags.items(): s.SetMetaData(key, str(v))
+            files.append(folder / f"slice{k:04d}.dcm"); w.SetFileName(str(files[-1])); w.Execute(s)
     return files
 
 # %% ../../nbs/01_data.io.ipynb #77b5c740
