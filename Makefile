@@ -1,6 +1,7 @@
 # spine_nb: two commands do all set-up on a fresh machine.
 #   make demo   build .venv (if missing) and run the main job on the synthetic default
 #   make test   build the same environment and run every test
+#   make accuracy  issue 3's measurement: train the cpu preset on 60 phantoms, score 10 held-out ones (~35 min on 2 cores)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,10 +10,10 @@ STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: env demo test test-nbs test-py export clean-nbs lab help
+.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy
 
 help:
-	@echo "make demo | make test | make lab | make export"
+	@echo "make demo | make test | make lab | make export | make accuracy"
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,3 +41,10 @@ test: env test-nbs test-py
 
 lab: env
 	$(BIN)/jupyter lab nbs
+
+ACCURACY_DIR ?= outputs/accuracy
+accuracy: env
+	mkdir -p $(ACCURACY_DIR)
+	$(BIN)/papermill nbs/33_accuracy.heldout.ipynb $(ACCURACY_DIR)/33_accuracy.heldout.ipynb --log-output \
+	  -p run_dir $(abspath $(ACCURACY_DIR)) -p preset cpu -p n_train 60 -p n_test 10 -p spacing 0 -p device cpu
+	cat $(ACCURACY_DIR)/summary.json

@@ -22,7 +22,7 @@ from .core import (LANDMARK_IDS, ANATOMICAL_ORDER, VERSE_NAMES, verse_name, succ
 __all__ = ['LANDMARK_ORDER', 'RAS_DIRECTION', 'HU_WINDOW', 'STAGES', 'STAGE_DEFAULTS', 'IMAGE_SUFFIXES', 'SUMMARY_FIELDS',
            'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify', 'Grid', 'stage_grid',
            'intensity_range', 'to_network', 'from_network', 'CheckpointError', 'StageModel', 'load_stage',
-           'load_stage_models', 'spine_centroid_from_heatmap', 'run_spine_stage', 'distance_to_border',
+           'load_stage_models', 'spine_centroid_from_heatmap', 'run_spine_stage', 'distance_to_border', 'refine_peak',
            'heatmap_candidates', 'heatmap_peaks', 'run_vertebrae_stage', 'keep_largest_components',
            'run_segmentation_stage', 'InputError', 'check_image', 'landmarks_from', 'PredictionResult', 'case_name',
            'FullPipelinePredictor', 'checkpoint_paths', 'output_files', 'is_complete', 'write_outputs',
@@ -459,6 +459,20 @@ def distance_to_border(points, image: sitk.Image | Grid) -> np.ndarray:
     return (np.minimum(idx + 0.5, n + 0.5 - idx) * g.spacing).min(1)
 
 # %% ../nbs/15_inference.ipynb #ca7c0155
+def refine_peak(heat: np.ndarray, # `(X, Y, Z)` heatmap
+                idx, # integer voxel index of a local maximum
+                eps: float = 1e-6) -> np.ndarray: # floor of the values before the logarithm
+    "Sub-voxel position (float index) of the maximum at `idx`: a log-parabola fit per axis."
+    idx = np.asarray(idx, int); out = idx.astype(np.float64)
+    for a in range(3):
+        if idx[a] == 0 or idx[a] == heat.shape[a] - 1: continue
+        lo, hi = idx.copy(), idx.copy(); lo[a] -= 1; hi[a] += 1
+        l, c, h = (np.log(max(float(heat[tuple(i)]), eps)) for i in (lo, idx, hi))
+        den = l - 2 * c + h
+        if den < 0: out[a] += float(np.clip(0.5 * (l - h) / den, -0.5, 0.5))
+    return out
+
+# %% ../nbs/15_inference.ipynb #430b1851
 def heatmap_candidates(heatmaps: np.ndarray, # `(26, X, Y, Z)` stage-2 heatmaps (LANDMARK_IDS order)
                        grid: Grid, # their grid
                        image: sitk.Image | Grid | None = None, # input image, for the border test
@@ -475,7 +489,7 @@ def heatmap_candidates(heatmaps: np.ndarray, # `(26, X, Y, Z)` stage-2 heatmaps 
         if float(heatmaps[ch].max()) < min_value: continue
         coords, vals = heatmap_maxima(heatmaps[ch], threshold=min_value, min_distance=r, max_peaks=max_per_channel)
         for c, v in zip(coords.numpy(), vals.numpy()):
-            out.append({"label": LANDMARK_IDS[ch], "world": grid.index_to_world(c)[0], "voxel_stage": c.tolist(),
+            out.append({"label": LANDMARK_IDS[ch], "world": grid.index_to_world(refine_peak(heatmaps[ch], c))[0], "voxel_stage": c.tolist(),
                         "score": float(v), "scores": heatmaps[:, c[0], c[1], c[2]].astype(float)})
     if image is not None and out:
         d = distance_to_border(np.array([o["world"] for o in out]), image)

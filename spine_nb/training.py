@@ -34,6 +34,8 @@ class StageConfig:
     filters: int = 64 # base filters of the U-Net(s)
     levels: int = 5 # U-Net resolution levels
     dropout: float = 0.5 # dropout (Payer: 0.5)
+    norm: str | None = None # normalisation after each convolution: None (Payer), 'instance' or 'batch' (MONAI names)
+    double_filters: bool = False # double the filters per level (classic U-Net) instead of keeping them constant (Payer)
     epochs: int = 100
     batch_size: int = 2
     lr: float = 1e-4
@@ -62,9 +64,9 @@ class StageConfig:
     amp: bool = True # mixed precision on CUDA (bf16 where supported, else fp16 + GradScaler)
     channels_last: bool = True # channels-last-3d memory format (about 6× faster 3D convolutions on CPU too)
     preset: str = "paper" # the preset these values came from
-    NETWORK_FIELDS: ClassVar[tuple] = ("filters", "levels", "dropout")
+    NETWORK_FIELDS: ClassVar[tuple] = ("filters", "levels", "dropout", "norm", "double_filters")
     # Fields that must match to resume a checkpoint (epochs, lr, workers, ... may change).
-    MODEL_FIELDS: ClassVar[tuple] = ("image_size", "spacing", "filters", "levels", "modality")
+    MODEL_FIELDS: ClassVar[tuple] = ("image_size", "spacing", "filters", "levels", "norm", "double_filters", "modality")
 
 # %% ../nbs/07_training.ipynb #01002b20
 @patch
@@ -100,7 +102,7 @@ class VertebraeLocalizationConfig(StageConfig):
     sigma_alpha: float = 100.0 # weight of the σ penalty in HeatmapLoss
     heatmap_scale: float = 1000.0 # γ of the normalised Gaussian targets
     id_threshold_mm: float = 20.0 # identification: closest GT of the same label within this distance
-    NETWORK_FIELDS: ClassVar[tuple] = ("filters", "levels", "dropout", "num_landmarks", "learnable_sigma", "spatial_downsample", "sc_kernel")
+    NETWORK_FIELDS: ClassVar[tuple] = ("filters", "levels", "dropout", "norm", "double_filters", "num_landmarks", "learnable_sigma", "spatial_downsample", "sc_kernel")
     MODEL_FIELDS: ClassVar[tuple] = StageConfig.MODEL_FIELDS + ("num_landmarks", "spatial_downsample", "sc_kernel")
 
     def network_config(self) -> dict:
@@ -128,12 +130,12 @@ PRESETS: dict[str, dict[str, dict]] = {"paper": {"spine": {}, "vertebrae": {}, "
 
 # %% ../nbs/07_training.ipynb #e062d8ec
 PRESETS["cpu"] = {
-        "spine": dict(image_size=(32, 32, 64), spacing=(12.0, 12.0, 12.0), filters=8, levels=4, dropout=0.0, epochs=40,
-                      batch_size=2, lr=5e-4, heatmap_sigma=2.0, patience=15),
-        "vertebrae": dict(image_size=(32, 32, 64), spacing=(4.0, 4.0, 4.0), filters=16, levels=4, dropout=0.0, epochs=100,
-                          batch_size=1, lr=1e-3, heatmap_sigma=2.5, spatial_downsample=4, sc_kernel=5, patience=20),
-        "segmentation": dict(image_size=(48, 48, 32), spacing=(2.0, 2.0, 2.0), filters=8, levels=4, dropout=0.0, epochs=40,
-                             batch_size=2, lr=5e-4, heatmap_sigma=2.0, samples_per_case=2, patience=15, val_every=5)}
+        "spine": dict(image_size=(32, 32, 64), spacing=(12.0, 12.0, 12.0), filters=8, levels=4, dropout=0.0, epochs=25,
+                      batch_size=2, lr=5e-4, heatmap_sigma=2.0, patience=10),
+        "vertebrae": dict(image_size=(32, 32, 96), spacing=(4.0, 4.0, 4.0), filters=16, levels=4, dropout=0.0, norm="instance", epochs=34,
+                          batch_size=2, lr=1e-3, heatmap_sigma=2.0, spatial_downsample=4, sc_kernel=5, patience=10, val_every=5),
+        "segmentation": dict(image_size=(48, 48, 32), spacing=(2.0, 2.0, 2.0), filters=8, levels=4, dropout=0.0, norm="instance",
+                             epochs=24, batch_size=2, lr=1e-3, heatmap_sigma=2.0, samples_per_case=4, patience=10, val_every=5)}
 
 # %% ../nbs/07_training.ipynb #85990544
 PRESETS["tiny"] = {

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import colorsys, io, json, os, sys, tempfile
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
@@ -18,10 +18,10 @@ from fastcore.basics import patch
 from .core import VERSE_NAMES, ANATOMICAL_ORDER, LANDMARK_IDS, REGIONS, verse_name, level_region, atomic_write
 
 # %% auto #0
-__all__ = ['LEVEL_COLORS', 'UNKNOWN_COLOR', 'REGION_COLORS', 'level_color', 'level_lut', 'write_label_description',
-           'write_slicer_color_table', 'ct_window', 'DisplayVolume', 'plane', 'overlay_rgba', 'draw_plane', 'qc_figure',
-           'figure_rgb', 'save_qc_png', 'plot_heatmap_mips', 'plot_history', 'plot_metrics', 'SliceViewer',
-           'niivue_colormap', 'niivue_viewer', 'view3d']
+__all__ = ['LEVEL_COLORS', 'UNKNOWN_COLOR', 'HISTORY_BOOKKEEPING', 'REGION_COLORS', 'level_color', 'level_lut',
+           'write_label_description', 'write_slicer_color_table', 'ct_window', 'DisplayVolume', 'plane', 'overlay_rgba',
+           'draw_plane', 'qc_figure', 'figure_rgb', 'save_qc_png', 'plot_heatmap_mips', 'plot_history', 'plot_metrics',
+           'SliceViewer', 'niivue_colormap', 'niivue_viewer', 'view3d']
 
 # %% ../nbs/08_viz.ipynb #c4a77e31
 def _hls(h: float, l: float, s: float) -> tuple[int, int, int]:
@@ -378,23 +378,27 @@ def _plot_series(ax, group: dict[str, np.ndarray], # series to draw
     "Line plot of `group` against the x axis in axes `ax`, with legend and grid."
     for k, v in group.items():
         x = np.asarray(h[xkey], float)[: len(v)] if xkey else np.arange(len(v))
-        ax.plot(x, v, "o-" if len(v) < 30 else "-", ms=3, label=k)
+        ok = np.isfinite(v)  # sparse validation series: their recorded points only
+        ax.plot(x[ok], v[ok], "o-" if ok.sum() < 30 else "-", ms=3, label=k)
     pos = np.concatenate(list(group.values())); pos = pos[np.isfinite(pos) & (pos > 0)]
     if log_ok and pos.size and pos.max() / pos.min() > 10: ax.set_yscale("log")
     ax.set_xlabel(xkey or "index"); ax.set_ylabel(ylabel); ax.grid(alpha=0.3); ax.legend(fontsize=8)
 
 # %% ../nbs/08_viz.ipynb #c126a0e8
+HISTORY_BOOKKEEPING = ("lr", "epoch_time_s", "epoch_cpu_s")
+
 def plot_history(history, # dict or path to history.json
-                 title: str | None = None) -> Figure:
-    "Loss curves (left) and other metrics (right) against `epoch` (or `step`, or the list index)."
+                 title: str | None = None,
+                 skip: Sequence[str] = HISTORY_BOOKKEEPING) -> Figure: # series to leave out
+    "Loss curves (left) and one panel per other metric against `epoch` (or `step`, or the list index)."
     h = _load_history(history)
     xkey = next((k for k in ("epoch", "step", "iteration") if k in h), None)
-    series = _numeric_series(h, xkey)
+    series = {k: v for k, v in _numeric_series(h, xkey).items() if k not in skip}
     if not series: raise ValueError("history has no numeric series to plot; expected e.g. {'epoch': [...], 'train_loss': [...]}")
-    losses = {k: v for k, v in series.items() if "loss" in k}; others = {k: v for k, v in series.items() if k not in losses}
-    groups = [g for g in (losses, others) if g]
-    fig = Figure(figsize=(5 * len(groups), 3.6)); axs = np.atleast_1d(fig.subplots(1, len(groups)))
-    for ax, g, ylab in zip(axs, groups, ["loss" if losses else "metric", "metric"]): _plot_series(ax, g, h, xkey, ylab, g is losses)
+    losses = {k: v for k, v in series.items() if "loss" in k}
+    groups = ([(losses, "loss")] if losses else []) + [({k: v}, k) for k, v in series.items() if k not in losses]
+    fig = Figure(figsize=(3.6 * len(groups) + 0.8, 3.4)); axs = np.atleast_1d(fig.subplots(1, len(groups)))
+    for ax, (g, ylab) in zip(axs, groups): _plot_series(ax, g, h, xkey, ylab, g is losses)
     if title: fig.suptitle(title)
     fig.tight_layout(); return fig
 
