@@ -118,7 +118,8 @@ def demo_cli(argv: list[str] | None = None) -> int:
     _step("4/6 training the three stages (fold 0)"); models = demo_train(run, csv, a.quick, a.device)
     _step("5/6 inference on the held-out cases")
     dev = ["--device", a.device] if a.device else []
-    rc = infer_cli(["--image", str(csv), "--split", "test", "--model_dir", str(models), "--output", str(run / "infer"), "--quiet", *dev])
+    # --overwrite: the models were just (re)trained, so earlier predictions are stale
+    rc = infer_cli(["--image", str(csv), "--split", "test", "--model_dir", str(models), "--output", str(run / "infer"), "--quiet", "--overwrite", *dev])
     _step("6/6 evaluation (VerSe metrics)")
     rc = evaluate_cli(["--pred", str(run / "infer"), "--csv", str(csv), "--split", "test", "--out", str(run / "metrics.csv")]) or rc
     _step(f"done in {time.time() - t0:.0f} s. Results:\n  dataset      {csv}\n  exploration  {run / '03_explore.ipynb'}, {run / 'explore'}/*.png"
