@@ -52,7 +52,7 @@ def heldout_case(predictor, # a `spine_nb.inference.FullPipelinePredictor`
     case = dict(case=row["name"], fov=row.get("fov", ""), n_true=len(gt), n_pred=len(res.landmarks),
                 spine_centerline_mm=float(np.nanmean(cl)) if cl else float("nan"),
                 spine_centroid_mm=float(np.linalg.norm(res.spine_centroid - np.mean(list(gt.values()), 0))),
-                id_hits=int(round(agg["id_rate"] * len(gt))) if np.isfinite(agg["id_rate"]) else 0,
+                id_hits=int(sum(bool(v["pipeline_id_hit"]) for v in verts)),
                 id_rate=agg["id_rate"], mld_mm=agg["mld"], pipeline_dice=agg["dice_mean"],
                 stage3_dice=float(np.mean([v["dice"] for v in verts])) if verts else float("nan"), predict_s=t_full)
     return case, verts
