@@ -152,8 +152,8 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> int:
     from monai.utils import set_determinism
     import torch
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
-    set_determinism(seed=seed, use_deterministic_algorithms=None)
-    if deterministic: torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    set_determinism(seed=seed, use_deterministic_algorithms=None)  # this also turns cuDNN's autotuner off ...
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = deterministic, not deterministic  # ... on again unless asked
     return seed
 
 # %% ../nbs/00_core.ipynb #b41b33d9

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, copy, dataclasses, json, math, random, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Iterable, Iterator, Mapping
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -20,9 +20,10 @@ from .transforms import make_dataset, STAGES
 __all__ = ['CONFIGS', 'PRESETS', 'TRAINERS', 'StageConfig', 'SpineLocalizationConfig', 'VertebraeLocalizationConfig',
            'VertebraeSegmentationConfig', 'get_config', 'config_from_dict', 'TrainingInputError', 'check_masks',
            'load_dataset', 'save_checkpoint', 'load_checkpoint', 'check_checkpoint', 'rng_state', 'set_rng_state',
-           'heatmap_center', 'centerline_error', 'landmark_metrics', 'dice_score', 'Trainer', 'make_scheduler',
-           'SpineLocalizationTrainer', 'VertebraeLocalizationTrainer', 'fit_train_sequence_model',
-           'VertebraeSegmentationTrainer', 'mip_figure', 'train_parser', 'train_cli']
+           'heatmap_center', 'centerline_error', 'landmark_metrics', 'dice_score', 'Trainer', 'SampleSeeds',
+           'SeededDataset', 'make_scheduler', 'timed_batches', 'SpineLocalizationTrainer',
+           'VertebraeLocalizationTrainer', 'fit_train_sequence_model', 'VertebraeSegmentationTrainer', 'mip_figure',
+           'train_parser', 'train_cli']
 
 # %% ../nbs/07_training.ipynb #ffe29fab
 @dataclass
@@ -59,7 +60,8 @@ class StageConfig:
     samples_per_case: int = 1 # stage 3: vertebrae per case and step
     val_every: int = 1 # validate every N epochs
     save_every: int = 10 # also keep epoch_XXXX.pth every N epochs
-    num_workers: int = 0 # DataLoader workers
+    num_workers: int = 0 # DataLoader workers (CPU augmentation)
+    gpu_augment: bool = True # on CUDA: cut crops on the CPU, augment them on the GPU (one loader thread; num_workers unused)
     cache_rate: float = 1.0 # fraction of cases cached after the deterministic transforms
     amp: bool = True # mixed precision on CUDA (bf16 where supported, else fp16 + GradScaler)
     channels_last: bool = True # channels-last-3d memory format (about 6× faster 3D convolutions on CPU too)
@@ -342,19 +344,43 @@ def setup(self: Trainer):
     return self
 
 # %% ../nbs/07_training.ipynb #12355a77
+class SampleSeeds(torch.utils.data.Sampler):
+    "`(index, seed)` pairs: the indices of `base` (any sampler) with a seed per sample drawn from `(seed, epoch, index)`."
+    def __init__(self, base: Iterable, seed: int = 0): self.base, self.seed, self.epoch = base, int(seed), 0
+    def __len__(self) -> int: return len(self.base)
+    def set_epoch(self, epoch: int):
+        self.epoch = int(epoch)
+        if hasattr(self.base, "set_epoch"): self.base.set_epoch(epoch)
+    def __iter__(self):
+        for i in self.base: yield int(i), int(np.random.SeedSequence([self.seed, self.epoch, int(i)]).generate_state(1)[0])
+
+# %% ../nbs/07_training.ipynb #ea4d4b2f
+class SeededDataset(torch.utils.data.Dataset):
+    "`item[(i, seed)]` re-seeds the transforms of `ds` (a MONAI dataset) with `seed`, then returns `ds[i]`."
+    def __init__(self, ds): self.ds = ds
+    def __len__(self) -> int: return len(self.ds)
+    def __getitem__(self, key):
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        if seed is not None: self.ds.transform.set_random_state(seed)
+        return self.ds[i]
+
+# %% ../nbs/07_training.ipynb #0022e30f
 @patch
 def build_data(self: Trainer):
     "Training/validation datasets and loaders (`train_ds`, `val_ds`, `train_dl`, `val_dl`, `sampler`)."
-    from monai.data import DataLoader
+    from monai.data import DataLoader, ThreadDataLoader
+    from torch.utils.data import RandomSampler
     from spine_nb.distributed import ddp_sampler
-    c = self.config
-    self.train_ds = make_dataset(self.train_df, self.stage, c, True, c.cache_rate, c.num_workers, c.seed)
+    c = self.config; aug = self.device if (c.gpu_augment and self.device.type == "cuda") else None
+    self.train_ds = make_dataset(self.train_df, self.stage, c, True, c.cache_rate, c.num_workers, c.seed, device=aug)
     self.val_ds = make_dataset(self.val_df, self.stage, c, False, c.cache_rate, c.num_workers, c.seed)
     self.gen = torch.Generator()
-    self.sampler = ddp_sampler(self.train_ds, shuffle=True, seed=c.seed)  # None unless torchrun started us
-    self.train_dl = DataLoader(self.train_ds, batch_size=c.batch_size, shuffle=self.sampler is None, sampler=self.sampler,
-                               num_workers=c.num_workers, generator=self.gen, drop_last=False)
-    self.val_dl = DataLoader(self.val_ds, batch_size=1, shuffle=False, num_workers=c.num_workers)
+    order = ddp_sampler(self.train_ds, shuffle=True, seed=c.seed) or RandomSampler(self.train_ds, generator=self.gen)  # DDP under torchrun
+    self.sampler = SampleSeeds(order, c.seed)
+    w = c.num_workers; kw = dict(num_workers=w, pin_memory=self.device.type == "cuda", persistent_workers=w > 0, prefetch_factor=4 if w else None)
+    if aug is None: self.train_dl = DataLoader(SeededDataset(self.train_ds), batch_size=c.batch_size, sampler=self.sampler, drop_last=False, **kw)
+    else: self.train_dl = ThreadDataLoader(SeededDataset(self.train_ds), buffer_size=4, batch_size=c.batch_size, sampler=self.sampler, num_workers=0)
+    self.val_dl = DataLoader(self.val_ds, batch_size=1, shuffle=False, **kw)
 
 # %% ../nbs/07_training.ipynb #7e68d83a
 def make_scheduler(opt, config: StageConfig):
@@ -416,26 +442,44 @@ def summarise(self: Trainer, m: dict[str, list[float]]) -> dict[str, float]:
     "NaN-aware mean of each metric list (NaN when empty)."
     return {k: float(np.nanmean(v)) if len(v) else float("nan") for k, v in m.items()}
 
+# %% ../nbs/07_training.ipynb #2fe153fb
+def timed_batches(loader: Iterable, # a DataLoader (or any iterable of batches)
+                  timer: dict, # gets 'wait_s' (seconds spent in `next`) and 'batches' added to it
+                 ) -> Iterator:
+    "The batches of `loader`; the seconds spent waiting for each are added to `timer['wait_s']`."
+    it = iter(loader)
+    while True:
+        t = time.perf_counter()
+        try: batch = next(it)
+        except StopIteration: return
+        timer["wait_s"] = timer.get("wait_s", 0.0) + time.perf_counter() - t; timer["batches"] = timer.get("batches", 0) + 1
+        yield batch
+
 # %% ../nbs/07_training.ipynb #16b783f4
 @patch
 def _seed_epoch(self: Trainer, epoch: int):
-    "Seed Python, NumPy, PyTorch, the transforms, the loader and the sampler from `(seed, epoch)`."
+    "Seed Python, NumPy, PyTorch, the loader's order and the per-sample augmentation seeds from `(seed, epoch)`."
     s = (self.config.seed * 1_000_003 + epoch) % (2 ** 31)
     random.seed(s); np.random.seed(s); torch.manual_seed(s)
-    self.train_ds.transform.set_random_state(s); self.gen.manual_seed(s)
-    if getattr(self, "sampler", None) is not None: self.sampler.set_epoch(epoch)
+    self.gen.manual_seed(s); self.sampler.set_epoch(epoch)  # the order; each sample's augmentation: `SampleSeeds`
 
 # %% ../nbs/07_training.ipynb #06cf10c7
 @patch
 def train_epoch(self: Trainer, epoch: int) -> float:
-    "One pass over this process's training cases; the mean training loss."
-    self.ddp_model.train(); losses = []
-    for batch in tqdm(self.train_dl, desc=f"{self.stage} epoch {epoch}", disable=not self.progress, leave=False):
+    "One pass over this process's training cases; the mean training loss (throughput in `self.epoch_stats`)."
+    self.ddp_model.train(); losses, timer = [], {}
+    cuda = self.device.type == "cuda"
+    if cuda: torch.cuda.reset_peak_memory_stats(self.device)
+    t0 = time.perf_counter()
+    for batch in timed_batches(tqdm(self.train_dl, desc=f"{self.stage} epoch {epoch}", disable=not self.progress, leave=False), timer):
         self.opt.zero_grad(set_to_none=True)
         loss, _ = self.loss_and_output(batch)
         if not torch.isfinite(loss): raise FloatingPointError(f"{self.stage} training loss became {loss.item()} at epoch {epoch}; lower --lr")
         self.scaler.scale(loss).backward(); self.scaler.step(self.opt); self.scaler.update()
-        losses.append(loss.item())
+        losses.append(loss.item())  # waits for the device, so the next fetch's time is time spent waiting for data
+    dt = time.perf_counter() - t0
+    self.epoch_stats = {"steps_per_s": len(losses) / dt, "data_wait_frac": timer.get("wait_s", 0.0) / dt}
+    if cuda: self.epoch_stats["gpu_mem_peak_gb"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 30
     return float(np.mean(losses))
 
 # %% ../nbs/07_training.ipynb #d8e16d22
@@ -483,7 +527,7 @@ def run_epoch(self: Trainer, epoch: int) -> dict:
     self._seed_epoch(epoch)
     t0, c0 = time.time(), time.process_time(); train_loss = self._mean_over_ranks(self.train_epoch(epoch))
     row = {"train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"], "epoch_time_s": time.time() - t0,
-           "epoch_cpu_s": time.process_time() - c0}  # CPU seconds of this process (all threads)
+           "epoch_cpu_s": time.process_time() - c0, **self.epoch_stats}  # CPU seconds of this process (all threads)
     if (epoch + 1) % c.val_every == 0 or epoch == c.epochs - 1:
         row = self._share({**row, **self.validate()} if self.main else row)
     return row

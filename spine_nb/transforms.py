@@ -13,7 +13,7 @@ from scipy import ndimage
 from monai.data import MetaTensor
 from monai.transforms import (Compose, Transform, MapTransform, RandomizableTransform, Orientationd, Spacingd, ScaleIntensityRanged,
                               ScaleIntensityRangePercentilesd, RandAffined, Rand3DElasticd, RandShiftIntensityd,
-                              RandScaleIntensityd, ApplyTransformToPoints, BorderPad, SpatialCrop, ConcatItemsd, EnsureTyped)
+                              RandScaleIntensityd, ApplyTransformToPoints, BorderPad, SpatialCrop, ConcatItemsd, EnsureTyped, ToDeviced)
 from fastcore.basics import patch
 from .core import LANDMARK_IDS, ANATOMICAL_ORDER, VERSE_NAMES
 
@@ -23,7 +23,7 @@ __all__ = ['LPS_TO_RAS', 'AUG_DEFAULTS', 'STAGES', 'sitk_to_metatensor', 'metate
            'case_centroids', 'canonical_transforms', 'intensity_transform', 'ModalityIntensityd', 'crop_or_pad',
            'SpineCropd', 'LandmarksToVoxeld', 'gaussian_volume', 'LandmarkHeatmapsd', 'polyline_distance',
            'SpineHeatmapd', 'VertebraCropd', 'spatial_augmentation', 'elastic_augmentation', 'intensity_augmentation',
-           'RandAxialFOVd', 'get_transforms', 'FinalizeCased', 'make_dataset']
+           'RandAxialFOVd', 'LabelsPresentd', 'get_transforms', 'FinalizeCased', 'make_dataset']
 
 # %% ../nbs/04_transforms.ipynb #30a2d8a7
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # the same matrix maps RAS to LPS
@@ -211,11 +211,14 @@ def crop_or_pad(x: MetaTensor, # `(C, X, Y, Z)`
                ) -> MetaTensor:
     "The box `[start, start + size)` of `x`, padded with `value` outside the image; the affine follows."
     start = np.asarray(start, int); size = np.asarray(size, int); shape = np.asarray(x.shape[1:])
-    before = np.maximum(0, -start); after = np.maximum(0, start + size - shape)
-    if before.any() or after.any():
-        x = BorderPad([int(v) for ba in zip(before, after) for v in ba], mode="constant", value=value)(x)
-    s = start + before
-    return SpatialCrop(roi_start=s.tolist(), roi_end=(s + size).tolist())(x)
+    lo = np.clip(start, 0, shape); hi = np.clip(start + size, 0, shape)  # the part inside the image
+    if (hi <= lo).any():  # the box misses the image: all padding
+        aff = torch.as_tensor(x.affine, dtype=torch.float64).clone(); aff[:3, 3] += aff[:3, :3] @ torch.as_tensor(start, dtype=torch.float64)
+        return MetaTensor(torch.full((x.shape[0], *size.tolist()), value, dtype=x.dtype), affine=aff)
+    y = SpatialCrop(roi_start=lo.tolist(), roi_end=hi.tolist())(x)  # crop first: only the small box is ever copied
+    before, after = lo - start, start + size - hi
+    if before.any() or after.any(): return BorderPad([int(v) for ba in zip(before, after) for v in ba], mode="constant", value=value)(y)
+    return y.clone()  # a copy: the cached volume stays untouched
 
 # %% ../nbs/04_transforms.ipynb #ea94152b
 class SpineCropd(RandomizableTransform, MapTransform):
@@ -266,7 +269,7 @@ class LandmarksToVoxeld(MapTransform):
         d = dict(data)
         ref = d[self.ref_key]
         pts = torch.as_tensor(np.nan_to_num(np.asarray(d[self.key], dtype=np.float64)))[None]
-        vox = ApplyTransformToPoints(dtype=torch.float64, affine=ref.affine, invert_affine=True)(pts)
+        vox = ApplyTransformToPoints(dtype=torch.float64, affine=torch.as_tensor(ref.affine).cpu(), invert_affine=True)(pts)
         vox = np.asarray(vox[0], dtype=np.float64)
         valid = np.asarray(d.get("landmark_valid", np.ones(len(vox), bool)), bool)
         vox[~valid] = np.nan
@@ -348,8 +351,9 @@ class VertebraCropd(RandomizableTransform, MapTransform):
         self.image_key, self.mask_key = image_key, mask_key
 
     def candidates(self, d) -> list[int]:
-        "Channels whose landmark is valid and whose label occurs in the mask."
-        present = set(np.unique(np.asarray(d[self.mask_key])).tolist()) if self.mask_key in d else set(LANDMARK_IDS)
+        "Channels whose landmark is valid and whose label occurs in the mask (`labels_present` if `LabelsPresentd` ran)."
+        if "labels_present" in d: present = set(int(v) for v in d["labels_present"])
+        else: present = set(np.unique(np.asarray(d[self.mask_key])).tolist()) if self.mask_key in d else set(LANDMARK_IDS)
         return [i for i in np.flatnonzero(np.asarray(d["landmark_valid"], bool)) if LANDMARK_IDS[i] in present]
 
     def __call__(self, data):
@@ -385,18 +389,20 @@ def spatial_augmentation(keys: Sequence[str], modes: Sequence[str], prob: float 
                          rotate_deg: float = 10.0, # ± rotation about each axis
                          scale: float = 0.1, # ± relative scaling
                          translate_vox: float = 0.0, # ± translation in voxels
-                         padding_mode: str = "border"):
+                         padding_mode: str = "border",
+                         device=None): # where to resample (e.g. 'cuda'); None: where the data is
     "RandAffined rotation/scaling/translation applied identically to all `keys` (`modes`: 'bilinear' or 'nearest')."
     r = np.deg2rad(rotate_deg)
-    return RandAffined(list(keys), prob=prob, rotate_range=(r, r, r), scale_range=(scale,) * 3,
+    return RandAffined(list(keys), prob=prob, rotate_range=(r, r, r), scale_range=(scale,) * 3, device=device,
                        translate_range=(translate_vox,) * 3, mode=list(modes), padding_mode=padding_mode, allow_missing_keys=True)
 
 # %% ../nbs/04_transforms.ipynb #a41a288d
 def elastic_augmentation(keys: Sequence[str], modes: Sequence[str], prob: float = 0.3,
-                         sigma_range=(5.0, 8.0), magnitude_range=(50.0, 150.0)):
+                         sigma_range=(5.0, 8.0), magnitude_range=(50.0, 150.0),
+                         device=None): # where to compute the deformation (e.g. 'cuda')
     "Rand3DElasticd deformation applied identically to all `keys`."
     return Rand3DElasticd(list(keys), prob=prob, sigma_range=sigma_range, magnitude_range=magnitude_range,
-                          mode=list(modes), padding_mode="border", allow_missing_keys=True)
+                          mode=list(modes), padding_mode="border", allow_missing_keys=True, device=device)
 
 # %% ../nbs/04_transforms.ipynb #cdcf014b
 def intensity_augmentation(key: str = "image", prob: float = 0.5, shift: float = 0.1, scale: float = 0.1) -> list:
@@ -443,9 +449,9 @@ def _base_transforms(config, train: bool) -> list:
     return [LoadSpineCased(("image", "mask")), *canonical_transforms(spacing), ModalityIntensityd("image", _cfg(config, "modality"))]
 
 # %% ../nbs/04_transforms.ipynb #8191e352
-def _spatial_aug(config, keys, modes, p: float):
+def _spatial_aug(config, keys, modes, p: float, device=None):
     "`spatial_augmentation` of `keys` with the config's rotation, scaling and translation."
-    return spatial_augmentation(keys, modes, p, float(_cfg(config, "rotate_deg")), float(_cfg(config, "scale")), float(_cfg(config, "translate_vox")))
+    return spatial_augmentation(keys, modes, p, float(_cfg(config, "rotate_deg")), float(_cfg(config, "scale")), float(_cfg(config, "translate_vox")), device=device)
 
 # %% ../nbs/04_transforms.ipynb #b5785ff5
 def _intensity_aug(config, p: float) -> list:
@@ -453,7 +459,7 @@ def _intensity_aug(config, p: float) -> list:
     return intensity_augmentation("image", p, float(_cfg(config, "intensity_shift")), float(_cfg(config, "intensity_scale")))
 
 # %% ../nbs/04_transforms.ipynb #d2ae144e
-def _landmark_transforms(stage: str, config, train: bool, p: float) -> list:
+def _landmark_transforms(stage: str, config, train: bool, p: float, device=None) -> list:
     "The random and target part of stage 1 ('spine') or 2 ('vertebrae')."
     size, vol, t = tuple(_cfg(config, "image_size")), ["image", "mask"], []
     if stage == "spine":
@@ -461,32 +467,45 @@ def _landmark_transforms(stage: str, config, train: bool, p: float) -> list:
         if train: t.append(RandAxialFOVd(vol, prob=float(_cfg(config, "fov_prob")), min_fraction=float(_cfg(config, "fov_min_fraction"))))
     else:
         t.append(SpineCropd(vol, size, center="spine", random_axial=train, jitter_mm=float(_cfg(config, "crop_jitter_mm")) if train else 0.0))
-    if train: t += _intensity_aug(config, p) + [_spatial_aug(config, vol, ["bilinear", "nearest"], p)]
+    if train and device is not None: t.append(ToDeviced(vol, device))  # augment the crop on `device`
+    if train: t += _intensity_aug(config, p) + [_spatial_aug(config, vol, ["bilinear", "nearest"], p, device)]
     t.append(LandmarksToVoxeld("image"))
     if stage == "spine": t.append(SpineHeatmapd(float(_cfg(config, "heatmap_sigma")), "image", "heatmap"))
     return t
 
+# %% ../nbs/04_transforms.ipynb #144fcd5f
+class LabelsPresentd(MapTransform):
+    "Store the sorted non-zero labels of `mask_key` as `labels_present` (an int array)."
+    def __init__(self, mask_key: str = "mask"): MapTransform.__init__(self, [mask_key], allow_missing_keys=True); self.mask_key = mask_key
+
+    def __call__(self, data):
+        d = dict(data)
+        if self.mask_key in d: d["labels_present"] = np.setdiff1d(np.unique(np.asarray(d[self.mask_key])), [0]).astype(np.int64)
+        return d
+
 # %% ../nbs/04_transforms.ipynb #4c344e56
-def _segmentation_transforms(config, train: bool, p: float) -> list:
+def _segmentation_transforms(config, train: bool, p: float, device=None) -> list:
     "The random and target part of stage 3."
     n = int(_cfg(config, "samples_per_case")) if train else None
-    t = [VertebraCropd(tuple(_cfg(config, "image_size")), float(_cfg(config, "heatmap_sigma")), n, float(_cfg(config, "crop_jitter_mm")) if train else 0.0)]
+    t = [LabelsPresentd(), VertebraCropd(tuple(_cfg(config, "image_size")), float(_cfg(config, "heatmap_sigma")), n, float(_cfg(config, "crop_jitter_mm")) if train else 0.0)]
     if train:
         keys, modes = ["image", "heatmap", "label"], ["bilinear", "bilinear", "nearest"]
-        t += _intensity_aug(config, p) + [_spatial_aug(config, keys, modes, p)]
-        if float(_cfg(config, "elastic_prob")) > 0: t.append(elastic_augmentation(keys, modes, float(_cfg(config, "elastic_prob"))))
+        if device is not None: t.append(ToDeviced(keys, device))  # augment the crops on `device`
+        t += _intensity_aug(config, p) + [_spatial_aug(config, keys, modes, p, device)]
+        if float(_cfg(config, "elastic_prob")) > 0: t.append(elastic_augmentation(keys, modes, float(_cfg(config, "elastic_prob")), device=device))
     return t + [ConcatItemsd(["image", "heatmap"], "image")]
 
 # %% ../nbs/04_transforms.ipynb #0ea6b6bf
 def get_transforms(stage: str, # 'spine', 'vertebrae' or 'segmentation'
                    config=None, # config object or dict (spacing, image_size, modality, augmentation fields)
                    train: bool = True, # random crops and augmentation (False: deterministic, for validation)
+                   device=None, # augment the crops on this device (e.g. 'cuda': load with num_workers=0 or threads)
                   ) -> Compose:
     "MONAI `Compose` turning a dataset-CSV row (or in-memory case) into network inputs and targets for `stage`."
     if stage not in STAGES: raise ValueError(f"unknown stage {stage!r}; use one of {STAGES}")
     p = float(_cfg(config, "aug_prob")) if train else 0.0
     t = _base_transforms(config, train)
-    t += _segmentation_transforms(config, train, p) if stage == "segmentation" else _landmark_transforms(stage, config, train, p)
+    t += _segmentation_transforms(config, train, p, device) if stage == "segmentation" else _landmark_transforms(stage, config, train, p, device)
     return Compose(t + [FinalizeCased(stage)])
 
 # %% ../nbs/04_transforms.ipynb #0b9c5dc7
@@ -502,7 +521,7 @@ class FinalizeCased(Transform):
         for k in ("image", "heatmap", "label"):
             if k in d: d[k] = d[k].float()
         if "mask" in d: d["mask"] = d["mask"].to(torch.int16)
-        d["spacing"] = np.linalg.norm(np.asarray(d["image"].affine, dtype=np.float64)[:3, :3], axis=0).astype(np.float32)
+        d["spacing"] = np.linalg.norm(np.asarray(torch.as_tensor(d["image"].affine).cpu(), dtype=np.float64)[:3, :3], axis=0).astype(np.float32)
         d["name"] = str(d.get("name", ""))
         return d
 
@@ -511,9 +530,12 @@ def make_dataset(rows, # a DataFrame (dataset CSV) or a list of case dicts
                  stage: str, config=None, train: bool = True,
                  cache_rate: float = 1.0, # fraction of cases whose deterministic part is cached
                  num_workers: int = 0, # threads that fill the cache
-                 seed: int = 0, progress: bool = False):
-    "A MONAI `CacheDataset` of `rows` with `get_transforms(stage, config, train)`, seeded with `seed`."
+                 seed: int = 0, progress: bool = False,
+                 copy_cache: bool = False, # deep-copy the cached part for every sample (only for transforms that write in place)
+                 device=None, # augment on this device (see `get_transforms`)
+                ):
+    "A MONAI `CacheDataset` of `rows` with `get_transforms(stage, config, train, device)`, seeded with `seed`."
     from monai.data import CacheDataset
     data = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
-    tf = get_transforms(stage, config, train); tf.set_random_state(seed)
-    return CacheDataset(data, tf, cache_rate=cache_rate, num_workers=num_workers or None, progress=progress, copy_cache=True)
+    tf = get_transforms(stage, config, train, device); tf.set_random_state(seed)
+    return CacheDataset(data, tf, cache_rate=cache_rate, num_workers=num_workers or None, progress=progress, copy_cache=copy_cache)

@@ -385,7 +385,7 @@ def _plot_series(ax, group: dict[str, np.ndarray], # series to draw
     ax.set_xlabel(xkey or "index"); ax.set_ylabel(ylabel); ax.grid(alpha=0.3); ax.legend(fontsize=8)
 
 # %% ../nbs/08_viz.ipynb #c126a0e8
-HISTORY_BOOKKEEPING = ("lr", "epoch_time_s", "epoch_cpu_s")
+HISTORY_BOOKKEEPING = ("lr", "epoch_time_s", "epoch_cpu_s", "steps_per_s", "data_wait_frac", "gpu_mem_peak_gb")
 
 def plot_history(history, # dict or path to history.json
                  title: str | None = None,

@@ -1060,6 +1060,14 @@ def _write_case(out: Path, i: int, seed: int, r: dict, mod: str, kind: str) -> d
                 n_thoracic=r["meta"]["n_thoracic"], n_lumbar=r["meta"]["n_lumbar"])
 
 # %% ../../nbs/02_data.phantom.ipynb #a19c402c
+def _make_case(job: tuple) -> dict:
+    "Generate and write one case; `job` = (out, i, seed, modality, fov, spacing, orientation, max_voxels, kwargs, kind)."
+    out, i, seed, modality, fov, spacing, orientation, max_voxels, kwargs, kind = job
+    cs = case_seed(seed, i); rng = np.random.default_rng([cs, 1])
+    mod, f, kw = _case_kwargs(rng, modality, fov, spacing, orientation, max_voxels, kwargs)
+    return _write_case(out, i, seed, make_phantom(cs, modality=mod, fov=f, **kw), mod, kind)
+
+# %% ../../nbs/02_data.phantom.ipynb #1f82f21b
 def generate_dataset(out_dir: str | Path, # folder to write (created); an existing dataset.csv is replaced
                      n: int, # number of cases
                      seed: int = 0, # dataset seed
@@ -1070,20 +1078,21 @@ def generate_dataset(out_dir: str | Path, # folder to write (created); an existi
                      test_fraction: float = 0.0, # fraction of cases marked type='test' (the rest 'train')
                      max_voxels: float = 12e6, # voxel budget for drawn spacings
                      progress: bool = True, # show a tqdm bar
+                     workers: int = 1, # processes generating cases in parallel (same files whatever the number)
                      **kwargs, # more make_phantom arguments (e.g. n_lumbar=6, artefacts=False, oblique=0)
                     ) -> Path:
     "Write `n` synthetic cases in the VerSe BIDS layout plus dataset.csv; returns the CSV path."
-    import pandas as pd
+    import pandas as pd, multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
     from tqdm.auto import tqdm
     _check_dataset_args(n, modality, test_fraction, orientation)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     n_test = int(round(n * test_fraction)); test_ids = set(np.random.default_rng(seed).permutation(n)[:n_test].tolist())
-    rows = []
-    for i in tqdm(range(n), desc="phantoms", disable=not progress):
-        cs = case_seed(seed, i); rng = np.random.default_rng([cs, 1])
-        mod, f, kw = _case_kwargs(rng, modality, fov, spacing, orientation, max_voxels, kwargs)
-        r = make_phantom(cs, modality=mod, fov=f, **kw)
-        rows.append(_write_case(out, i, seed, r, mod, "test" if i in test_ids else "train"))
+    jobs = [(out, i, seed, modality, fov, spacing, orientation, max_voxels, kwargs, "test" if i in test_ids else "train") for i in range(n)]
+    if workers > 1 and n > 1:  # spawn: safe with threads already running (torch, SimpleITK)
+        with ProcessPoolExecutor(min(workers, n), mp_context=mp.get_context("spawn")) as ex:
+            rows = list(tqdm(ex.map(_make_case, jobs), total=n, desc="phantoms", disable=not progress))
+    else: rows = [_make_case(j) for j in tqdm(jobs, desc="phantoms", disable=not progress)]
     return write_dataset_csv(pd.DataFrame(rows), out / "dataset.csv")
 
 # %% ../../nbs/02_data.phantom.ipynb #998cc9ee
@@ -1114,6 +1123,7 @@ def _phantom_parser(prog: str = "spine-nb phantom") -> argparse.ArgumentParser:
     ap.add_argument("--orientation", default=None, metavar="CODE", help="axis code of every image, e.g. RAS, LPS, PIR (default: drawn per case)")
     ap.add_argument("--test-fraction", type=float, default=0.0, help="fraction of cases marked type=test in the CSV (default 0)")
     ap.add_argument("--max-voxels", type=float, default=12e6, help="voxel budget per image for drawn spacings (default 12e6)")
+    ap.add_argument("--workers", type=int, default=1, metavar="N", help="processes generating cases in parallel (default 1; same files)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
@@ -1127,7 +1137,7 @@ def phantom_cli(argv: list[str] | None = None # arguments after `spine-nb phanto
     except SystemExit as e: return int(e.code or 0)
     try:
         t0 = time.perf_counter()
-        csv = generate_dataset(a.out, a.n, a.seed, a.modality, a.fov, a.spacing, a.orientation, a.test_fraction, a.max_voxels, progress=not a.quiet)
+        csv = generate_dataset(a.out, a.n, a.seed, a.modality, a.fov, a.spacing, a.orientation, a.test_fraction, a.max_voxels, progress=not a.quiet, workers=a.workers)
         print(f"wrote {a.n} case(s) and {csv} in {time.perf_counter() - t0:.1f} s")
         return 0
     except (ValueError, OSError) as e:
