@@ -137,7 +137,7 @@ PRESETS["cpu"] = {
         "vertebrae": dict(image_size=(32, 32, 96), spacing=(4.0, 4.0, 4.0), filters=16, levels=4, dropout=0.0, norm="instance", epochs=34,
                           batch_size=2, lr=1e-3, heatmap_sigma=2.0, spatial_downsample=4, sc_kernel=5, patience=10, val_every=5),
         "segmentation": dict(image_size=(48, 48, 32), spacing=(2.0, 2.0, 2.0), filters=8, levels=4, dropout=0.0, norm="instance",
-                             epochs=24, batch_size=2, lr=1e-3, heatmap_sigma=2.0, samples_per_case=4, patience=10, val_every=5)}
+                             epochs=30, batch_size=2, lr=1e-3, heatmap_sigma=2.0, samples_per_case=4, patience=10, val_every=5)}
 
 # %% ../nbs/07_training.ipynb #85990544
 PRESETS["tiny"] = {
