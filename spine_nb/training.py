@@ -527,7 +527,8 @@ def run_epoch(self: Trainer, epoch: int) -> dict:
     self._seed_epoch(epoch)
     t0, c0 = time.time(), time.process_time(); train_loss = self._mean_over_ranks(self.train_epoch(epoch))
     row = {"train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"], "epoch_time_s": time.time() - t0,
-           "epoch_cpu_s": time.process_time() - c0, **self.epoch_stats}  # CPU seconds of this process (all threads)
+           "epoch_cpu_s": time.process_time() - c0,  # CPU seconds of this process (all threads)
+           **self.epoch_stats}  # throughput of the training pass (`train_epoch`)
     if (epoch + 1) % c.val_every == 0 or epoch == c.epochs - 1:
         row = self._share({**row, **self.validate()} if self.main else row)
     return row
