@@ -17,13 +17,13 @@ from .core import LANDMARK_IDS, VERSE_NAMES, atomic_write, write_json, get_devic
 from .transforms import make_dataset, STAGES
 
 # %% auto #0
-__all__ = ['CONFIGS', 'PRESETS', 'TRAINERS', 'StageConfig', 'SpineLocalizationConfig', 'VertebraeLocalizationConfig',
-           'VertebraeSegmentationConfig', 'get_config', 'config_from_dict', 'TrainingInputError', 'check_masks',
-           'load_dataset', 'save_checkpoint', 'load_checkpoint', 'check_checkpoint', 'rng_state', 'set_rng_state',
-           'heatmap_center', 'centerline_error', 'landmark_metrics', 'dice_score', 'Trainer', 'SampleSeeds',
-           'SeededDataset', 'make_scheduler', 'timed_batches', 'SpineLocalizationTrainer',
-           'VertebraeLocalizationTrainer', 'fit_train_sequence_model', 'VertebraeSegmentationTrainer', 'mip_figure',
-           'train_parser', 'train_cli']
+__all__ = ['CONFIGS', 'PRESETS', 'LEGACY_FIELDS', 'TRAINERS', 'StageConfig', 'SpineLocalizationConfig',
+           'VertebraeLocalizationConfig', 'VertebraeSegmentationConfig', 'get_config', 'config_from_dict',
+           'TrainingInputError', 'check_masks', 'load_dataset', 'save_checkpoint', 'load_checkpoint',
+           'check_checkpoint', 'rng_state', 'set_rng_state', 'heatmap_center', 'centerline_error', 'landmark_metrics',
+           'dice_score', 'Trainer', 'SampleSeeds', 'SeededDataset', 'make_scheduler', 'timed_batches',
+           'SpineLocalizationTrainer', 'VertebraeLocalizationTrainer', 'fit_train_sequence_model',
+           'VertebraeSegmentationTrainer', 'mip_figure', 'train_parser', 'train_cli']
 
 # %% ../nbs/07_training.ipynb #ffe29fab
 @dataclass
@@ -37,6 +37,7 @@ class StageConfig:
     dropout: float = 0.5 # dropout (Payer: 0.5)
     norm: str | None = None # normalisation after each convolution: None (Payer), 'instance' or 'batch' (MONAI names)
     double_filters: bool = False # double the filters per level (classic U-Net) instead of keeping them constant (Payer)
+    act: str | tuple = "relu" # activation, a MONAI spec: 'relu' (Payer) or ('leakyrelu', {'negative_slope': 0.1})
     epochs: int = 100
     batch_size: int = 2
     lr: float = 1e-4
@@ -66,9 +67,9 @@ class StageConfig:
     amp: bool = True # mixed precision on CUDA (bf16 where supported, else fp16 + GradScaler)
     channels_last: bool = True # channels-last-3d memory format (about 6× faster 3D convolutions on CPU too)
     preset: str = "paper" # the preset these values came from
-    NETWORK_FIELDS: ClassVar[tuple] = ("filters", "levels", "dropout", "norm", "double_filters")
+    NETWORK_FIELDS: ClassVar[tuple] = ("filters", "levels", "dropout", "norm", "double_filters", "act")
     # Fields that must match to resume a checkpoint (epochs, lr, workers, ... may change).
-    MODEL_FIELDS: ClassVar[tuple] = ("image_size", "spacing", "filters", "levels", "norm", "double_filters", "modality")
+    MODEL_FIELDS: ClassVar[tuple] = ("image_size", "spacing", "filters", "levels", "norm", "double_filters", "act", "modality")
 
 # %% ../nbs/07_training.ipynb #01002b20
 @patch
@@ -104,7 +105,7 @@ class VertebraeLocalizationConfig(StageConfig):
     sigma_alpha: float = 100.0 # weight of the σ penalty in HeatmapLoss
     heatmap_scale: float = 1000.0 # γ of the normalised Gaussian targets
     id_threshold_mm: float = 20.0 # identification: closest GT of the same label within this distance
-    NETWORK_FIELDS: ClassVar[tuple] = ("filters", "levels", "dropout", "norm", "double_filters", "num_landmarks", "learnable_sigma", "spatial_downsample", "sc_kernel")
+    NETWORK_FIELDS: ClassVar[tuple] = ("filters", "levels", "dropout", "norm", "double_filters", "act", "num_landmarks", "learnable_sigma", "spatial_downsample", "sc_kernel")
     MODEL_FIELDS: ClassVar[tuple] = StageConfig.MODEL_FIELDS + ("num_landmarks", "spatial_downsample", "sc_kernel")
 
     def network_config(self) -> dict:
@@ -122,6 +123,7 @@ class VertebraeSegmentationConfig(StageConfig):
     bce_weight: float = 0.5
     heatmap_sigma: float = 3.0
     elastic_prob: float = 0.2
+    act: str | tuple = ("leakyrelu", {"negative_slope": 0.1}) # see the note below
 
 # %% ../nbs/07_training.ipynb #e8d6ddf5
 CONFIGS: dict[str, type] = {"spine": SpineLocalizationConfig, "vertebrae": VertebraeLocalizationConfig,
@@ -137,7 +139,7 @@ PRESETS["cpu"] = {
         "vertebrae": dict(image_size=(32, 32, 96), spacing=(4.0, 4.0, 4.0), filters=16, levels=4, dropout=0.0, norm="instance", epochs=34,
                           batch_size=2, lr=1e-3, heatmap_sigma=2.0, spatial_downsample=4, sc_kernel=5, patience=10, val_every=5),
         "segmentation": dict(image_size=(48, 48, 32), spacing=(2.0, 2.0, 2.0), filters=8, levels=4, dropout=0.0, norm="instance",
-                             epochs=30, batch_size=2, lr=1e-3, heatmap_sigma=2.0, samples_per_case=4, patience=10, val_every=5)}
+                             epochs=28, batch_size=2, lr=1e-3, heatmap_sigma=2.0, samples_per_case=4, patience=10, val_every=5)}
 
 # %% ../nbs/07_training.ipynb #85990544
 PRESETS["tiny"] = {
@@ -232,12 +234,14 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     return ck
 
 # %% ../nbs/07_training.ipynb #5afb9512
+LEGACY_FIELDS: dict = {"act": "relu"}  # model fields missing from older checkpoints, with the value they were trained with
+
 def check_checkpoint(ck: dict, config: StageConfig, path="checkpoint") -> None:
     "Raise TrainingInputError unless `ck` was written for `config.stage` with the same model fields."
     if ck["stage"] != config.stage:
         raise TrainingInputError(f"{path} is a '{ck['stage']}' checkpoint, but this is the '{config.stage}' stage; "
                                  f"resume with --stage {ck['stage']} or pick a {config.stage} checkpoint")
-    saved = ck["config"]; now = config.to_dict()
+    saved = {**LEGACY_FIELDS, **ck["config"]}; now = config.to_dict()
     diff = [f"{k}: checkpoint {saved.get(k)} vs now {now[k]}" for k in config.MODEL_FIELDS if json.dumps(saved.get(k)) != json.dumps(now[k])]
     if diff:
         raise TrainingInputError(f"{path} was trained with another configuration ({'; '.join(diff)}); "
