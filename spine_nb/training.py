@@ -384,7 +384,8 @@ def build_data(self: Trainer):
     w = c.num_workers; kw = dict(num_workers=w, pin_memory=self.device.type == "cuda", persistent_workers=w > 0, prefetch_factor=4 if w else None)
     if aug is None: self.train_dl = DataLoader(SeededDataset(self.train_ds), batch_size=c.batch_size, sampler=self.sampler, drop_last=False, **kw)
     else: self.train_dl = ThreadDataLoader(SeededDataset(self.train_ds), buffer_size=4, batch_size=c.batch_size, sampler=self.sampler, num_workers=0)
-    self.val_dl = DataLoader(self.val_ds, batch_size=1, shuffle=False, **kw)
+    vb = 1 if self.stage == "segmentation" else c.batch_size  # a stage-3 case is already a batch (all its vertebrae)
+    self.val_dl = DataLoader(self.val_ds, batch_size=vb, shuffle=False, **kw)
 
 # %% ../nbs/07_training.ipynb #7e68d83a
 def make_scheduler(opt, config: StageConfig):
@@ -490,12 +491,13 @@ def train_epoch(self: Trainer, epoch: int) -> float:
 @patch
 def validate(self: Trainer) -> dict[str, float]:
     "Validation loss and summarised metrics over the validation loader."
-    self.model.eval(); losses, acc = [], {}
+    self.model.eval(); total, cases, acc = 0.0, 0, {}
     for batch in tqdm(self.val_dl, desc=f"{self.stage} validation", disable=not self.progress, leave=False):
         with torch.no_grad(): loss, out = self.loss_and_output(batch)
-        losses.append(loss.item())
+        n = 1 if self.stage == "segmentation" else len(batch["image"])  # cases in the batch (the loss is their mean)
+        total += loss.item() * n; cases += n
         for k, v in self.batch_metrics(batch, out).items(): acc.setdefault(k, []).extend(v)
-    return {"val_loss": float(np.mean(losses)), **self.summarise(acc)}
+    return {"val_loss": total / max(cases, 1), **self.summarise(acc)}
 
 # %% ../nbs/07_training.ipynb #6f25dbe9
 @patch
@@ -678,10 +680,10 @@ class VertebraeLocalizationTrainer(Trainer):
     def batch_metrics(self, batch, heat):
         from spine_nb.losses import heatmap_argmax
         coords, _ = heatmap_argmax(heat.cpu())
-        hits = n = 0; dists = []
+        rates, dists = [], []  # identification rate per case, distances per landmark
         for p, g, inside, sp in zip(coords.numpy(), np.asarray(batch["landmarks_vox"]), np.asarray(batch["landmark_inside"]), np.asarray(batch["spacing"])):
-            h, k, d = landmark_metrics(p, g, inside, sp, self.config.id_threshold_mm); hits += h; n += k; dists += d
-        return {"id_rate": [hits / n] if n else [], "mean_dist_mm": dists,
+            h, k, d = landmark_metrics(p, g, inside, sp, self.config.id_threshold_mm); rates += [h / k] if k else []; dists += d
+        return {"id_rate": rates, "mean_dist_mm": dists,
                 "mean_sigma": [float(self.model.sigmas.detach().mean())]}
 
 # %% ../nbs/07_training.ipynb #e4944a87

@@ -307,20 +307,23 @@ class LandmarkHeatmapsd(MapTransform):
 # %% ../nbs/04_transforms.ipynb #400a82d0
 def polyline_distance(shape: Sequence[int], points: np.ndarray, # `(N, 3)` ordered voxel positions
                       spacing: Sequence[float] = (1.0, 1.0, 1.0), # distances in these units per voxel
-                     ) -> np.ndarray:
-    "Distance of every voxel of a `shape` grid to the polyline through `points` (inf without points)."
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    if len(pts) == 0: return np.full(shape, np.inf, np.float32)
-    segs = [pts[:1]] + [np.linspace(a, b, max(2, int(np.ceil(np.abs(b - a).max() * 4)) + 1)) for a, b in zip(pts[:-1], pts[1:])]
-    samples = np.round(np.concatenate(segs)).astype(int)
-    inside = np.all((samples >= 0) & (samples < np.asarray(shape)), axis=1)
-    line = np.zeros(shape, bool)
-    line[tuple(samples[inside].T)] = True
-    if not line.any():  # the line misses the grid: distance to the nearest sample outside
-        grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3)
-        d = np.min(np.linalg.norm((grid[:, None] - samples[None]) * np.asarray(spacing), axis=-1), axis=1)
-        return d.reshape(shape).astype(np.float32)
-    return ndimage.distance_transform_edt(~line, sampling=spacing).astype(np.float32)
+                      max_distance: float = float("inf"), # voxels farther than this (in `spacing` units) are `inf`
+                      device: str | torch.device | None = None, # where to compute (None: CPU)
+                     ) -> torch.Tensor:
+    "`shape` float32 tensor: distance of every voxel centre to the polyline through `points` (inf without points)."
+    sp = torch.as_tensor(spacing, dtype=torch.float32, device=device)
+    pts = torch.as_tensor(np.asarray(points, np.float32).reshape(-1, 3), device=device)
+    out = torch.full(tuple(int(n) for n in shape), float("inf"), device=device)
+    for a, b in zip(pts, pts[1:] if len(pts) > 1 else pts):
+        pad = max_distance / sp
+        lo = torch.clamp(torch.floor(torch.minimum(a, b) - pad), min=0).long().tolist()
+        hi = [min(int(n), int(h) + 1) for n, h in zip(shape, torch.ceil(torch.maximum(a, b) + pad).clamp(max=1e6).long().tolist())]
+        if any(l >= h for l, h in zip(lo, hi)): continue
+        ax = [(torch.arange(l, h, device=device, dtype=torch.float32) - c) * s for l, h, c, s in zip(lo, hi, a, sp)]
+        v = (b - a) * sp; t = (ax[0][:, None, None] * v[0] + ax[1][None, :, None] * v[1] + ax[2][None, None, :] * v[2]) / (v @ v).clamp_min(1e-12)
+        t = t.clamp(0, 1); d2 = sum((x.view(*[-1 if j == i else 1 for j in range(3)]) - t * v[i]) ** 2 for i, x in enumerate(ax))
+        box = out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]; torch.minimum(box, d2.sqrt(), out=box)
+    return out.masked_fill_(out > max_distance, float("inf"))
 
 # %% ../nbs/04_transforms.ipynb #5881e1a7
 class SpineHeatmapd(MapTransform):
@@ -333,9 +336,8 @@ class SpineHeatmapd(MapTransform):
         vox = np.asarray(d["landmarks_vox"], dtype=np.float64)
         order = [LANDMARK_IDS.index(i) for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
         pts = vox[order]; pts = pts[~np.isnan(pts).any(1)]
-        dist = polyline_distance(ref.shape[1:], pts)
-        heat = np.exp(-dist.astype(np.float64) ** 2 / (2 * self.sigma ** 2)).astype(np.float32)
-        d[self.out_key] = MetaTensor(torch.from_numpy(heat)[None], affine=ref.affine)
+        dist = polyline_distance(ref.shape[1:], pts, max_distance=6 * self.sigma, device=ref.device)  # exp(-18) beyond 6σ
+        d[self.out_key] = MetaTensor(torch.exp(-dist ** 2 / (2 * self.sigma ** 2))[None], affine=ref.affine)
         return d
 
 # %% ../nbs/04_transforms.ipynb #bcfd87d1
