@@ -335,7 +335,7 @@ def _checkpoint_parts(ckpt: Mapping) -> tuple[str | None, dict, dict, Mapping | 
     "(stage, training config, network config, state dict) of a loaded checkpoint dict (spine_nb.training's layout)."
     config = _as_dict(ckpt.get("config"))
     net = _as_dict(ckpt.get("network_config") or ckpt.get("network") or config.get("network") or {})
-    state = next((ckpt[k] for k in ("state_dict", "model_state_dict", "model") if isinstance(ckpt.get(k), Mapping)), None)
+    state = next((ckpt[k] for k in ("averaged_model", "state_dict", "model_state_dict", "model") if isinstance(ckpt.get(k), Mapping)), None)
     return ckpt.get("stage") or config.get("stage") or net.get("stage"), config, net, state
 
 # %% ../nbs/15_inference.ipynb #e9b774d2

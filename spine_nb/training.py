@@ -44,6 +44,8 @@ class StageConfig:
     weight_decay: float = 5e-4 # AdamW weight decay
     scheduler: str = "cosine" # 'cosine', 'plateau' or 'none'
     patience: int = 30 # early stopping: epochs without a better validation loss (0: off)
+    swa_epochs: int = 0 # average the weights of the last N epochs (SWA); validation and best.pth then use the average (0: off)
+    swa_lr_factor: float = 0.3 # learning rate of the SWA epochs as a fraction of lr (a 2-epoch cosine anneal leads there)
     num_folds: int = 5 # K of the cross-validation (folds grouped by subject)
     seed: int = 0
     modality: str = "ct" # 'ct' or 'mri' (intensity scaling)
@@ -412,6 +414,8 @@ def build_model(self: Trainer):
     self.sched = make_scheduler(self.opt, c)
     self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if (self.cuda and c.amp) else None
     self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+    from torch.optim.swa_utils import AveragedModel
+    self.swa_model, self.swa_sched = (AveragedModel(self.model, use_buffers=True) if c.swa_epochs else None), None
 
 # %% ../nbs/07_training.ipynb #1112b805
 @patch
@@ -425,9 +429,43 @@ def to_device(self: Trainer, x: torch.Tensor) -> torch.Tensor:
 @patch
 def forward(self: Trainer, x):
     "Network output for batch `x` under autocast (DDP wrapper while training)."
-    net = self.ddp_model if self.model.training else self.model
+    net = self.ddp_model if self.model.training else self.eval_model
     with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
         return net(x)
+
+# %% ../nbs/07_training.ipynb #b638db16
+@patch(as_prop=True)
+def eval_model(self: Trainer) -> torch.nn.Module:
+    "The network that validation and `predict` use: the SWA average once averaging has begun, else `model`."
+    swa = getattr(self, "swa_model", None)
+    return swa.module if swa is not None and int(swa.n_averaged) > 0 else self.model
+
+@patch
+def _averaging(self: Trainer, epoch: int) -> bool:
+    "Is `epoch` one of the last `swa_epochs` epochs, whose weights are averaged?"
+    return getattr(self, "swa_model", None) is not None and epoch >= self.config.epochs - self.config.swa_epochs
+
+@patch
+def _make_swa_sched(self: Trainer):
+    "SWA's learning rate: a 2-epoch cosine anneal from the current rate to `lr * swa_lr_factor`, then constant."
+    from torch.optim.swa_utils import SWALR
+    return SWALR(self.opt, swa_lr=self.config.lr * self.config.swa_lr_factor, anneal_epochs=2, anneal_strategy="cos")
+
+# %% ../nbs/07_training.ipynb #89b11a70
+@patch
+def _swa_state(self: Trainer) -> dict:
+    "Checkpoint entries of the weight average (none before averaging begins): weights, count and SWA's schedule."
+    swa = getattr(self, "swa_model", None)
+    if swa is None or int(swa.n_averaged) == 0: return {}
+    return {"averaged_model": swa.module.state_dict(), "swa_n": int(swa.n_averaged),
+            "swa_scheduler": self.swa_sched.state_dict() if self.swa_sched else None}
+
+@patch
+def _load_average(self: Trainer, ck: Mapping):
+    "Restore the weight average saved in checkpoint `ck` (none saved: averaging has not begun)."
+    if getattr(self, "swa_model", None) is None: return
+    if ck.get("averaged_model") is not None: self.swa_model.module.load_state_dict(ck["averaged_model"])
+    self.swa_model.n_averaged.fill_(int(ck.get("swa_n", 0)) if ck.get("averaged_model") is not None else 0)
 
 # %% ../nbs/07_training.ipynb #4a25f121
 @patch
@@ -491,7 +529,7 @@ def train_epoch(self: Trainer, epoch: int) -> float:
 @patch
 def validate(self: Trainer) -> dict[str, float]:
     "Validation loss and summarised metrics over the validation loader."
-    self.model.eval(); total, cases, acc = 0.0, 0, {}
+    self.model.eval(); self.eval_model.eval(); total, cases, acc = 0.0, 0, {}
     for batch in tqdm(self.val_dl, desc=f"{self.stage} validation", disable=not self.progress, leave=False):
         with torch.no_grad(): loss, out = self.loss_and_output(batch)
         n = 1 if self.stage == "segmentation" else len(batch["image"])  # cases in the batch (the loss is their mean)
@@ -532,6 +570,7 @@ def run_epoch(self: Trainer, epoch: int) -> dict:
     c = self.config
     self._seed_epoch(epoch)
     t0, c0 = time.time(), time.process_time(); train_loss = self._mean_over_ranks(self.train_epoch(epoch))
+    if self._averaging(epoch): self.swa_model.update_parameters(self.model)  # before validation, which uses the average
     row = {"train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"], "epoch_time_s": time.time() - t0,
            "epoch_cpu_s": time.process_time() - c0,  # CPU seconds of this process (all threads)
            **self.epoch_stats}  # throughput of the training pass (`train_epoch`)
@@ -553,8 +592,12 @@ def _record(self: Trainer, epoch: int, row: dict, writer=None):
 
 # %% ../nbs/07_training.ipynb #f263b2e4
 @patch
-def _step_scheduler(self: Trainer, row: dict):
-    "Advance the scheduler (plateau: on the validation loss, else the training loss)."
+def _step_scheduler(self: Trainer, epoch: int, row: dict):
+    "Advance the learning rate after `epoch`: SWA's during the averaging epochs, else the configured scheduler (plateau: on the validation loss)."
+    if self._averaging(epoch):
+        if self.swa_sched is None: self.swa_sched = self._make_swa_sched()  # keeps this epoch's rate, then anneals
+        else: self.swa_sched.step()
+        return
     if self.sched is None: return
     if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau): self.sched.step(row.get("val_loss", row["train_loss"]))
     else: self.sched.step()
@@ -578,7 +621,7 @@ def state(self: Trainer, epoch: int, metrics: dict) -> dict:
             "fold": self.fold, "model": unwrap(self.model).state_dict(), "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict() if self.sched else None, "scaler": self.scaler.state_dict(),
             "best_loss": self.best_loss, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-            "history": self.history, "rng": rng_state()}
+            "history": self.history, "rng": rng_state(), **self._swa_state()}
 
 # %% ../nbs/07_training.ipynb #4a7e944b
 @patch
@@ -600,6 +643,8 @@ def _restore(self: Trainer, ck: dict) -> int:
     if ck.get("scaler"): self.scaler.load_state_dict(ck["scaler"])
     self.best_loss, self.best_epoch, self.bad_epochs = ck["best_loss"], ck["best_epoch"], ck["bad_epochs"]
     self.history = ck["history"]; set_rng_state(ck["rng"])
+    self._load_average(ck)
+    if self.swa_model is not None and ck.get("swa_scheduler"): self.swa_sched = self._make_swa_sched(); self.swa_sched.load_state_dict(ck["swa_scheduler"])
     return int(ck["epoch"]) + 1
 
 # %% ../nbs/07_training.ipynb #a67ea0f8
@@ -607,13 +652,14 @@ def _restore(self: Trainer, ck: dict) -> int:
 def load_best(self: Trainer) -> dict:
     "Load `best.pth` into the model (after `train()`); returns the checkpoint."
     ck = load_checkpoint(self.ckpt_dir / "best.pth", self.device); self.model.load_state_dict(ck["model"])
+    self._load_average(ck)  # `predict` then uses the averaged weights if best.pth has them
     return ck
 
 # %% ../nbs/07_training.ipynb #9b398314
 @patch
 def predict(self: Trainer, sample: Mapping) -> torch.Tensor:
     "Network output (heatmaps or logits, `(C, X, Y, Z)` on the CPU) for one transformed sample without batch axis."
-    self.model.eval()
+    self.model.eval(); self.eval_model.eval()
     with torch.no_grad(): out = self.forward(self.to_device(torch.as_tensor(sample["image"])[None]))
     return (out.heatmaps if hasattr(out, "heatmaps") else out)[0].float().cpu()
 
@@ -639,7 +685,7 @@ def train(self: Trainer, stop_after: int | None = None, # end after this many ep
     try:
         for epoch in tqdm(range(start, c.epochs), desc=f"{self.stage} fold {self.fold}", disable=not self.progress):
             row = self.run_epoch(epoch)
-            self._record(epoch, row, writer); self._step_scheduler(row)
+            self._record(epoch, row, writer); self._step_scheduler(epoch, row)
             self._save(epoch, row, self._update_best(epoch, row))
             if c.patience and self.bad_epochs >= c.patience: break
             if stop_after is not None and epoch + 1 - start >= stop_after: break
@@ -674,7 +720,8 @@ class VertebraeLocalizationTrainer(Trainer):
         valid = torch.as_tensor(batch["landmark_valid"]).bool().to(self.device)
         out = self.forward(x)
         heat = out.heatmaps.float()
-        loss = HeatmapLoss(alpha=c.sigma_alpha, scale=c.heatmap_scale)(heat, pts, valid, self.model.sigmas.float())
+        net = self.model if self.model.training else self.eval_model
+        loss = HeatmapLoss(alpha=c.sigma_alpha, scale=c.heatmap_scale)(heat, pts, valid, net.sigmas.float())
         return loss, heat
 
     def batch_metrics(self, batch, heat):
@@ -684,7 +731,7 @@ class VertebraeLocalizationTrainer(Trainer):
         for p, g, inside, sp in zip(coords.numpy(), np.asarray(batch["landmarks_vox"]), np.asarray(batch["landmark_inside"]), np.asarray(batch["spacing"])):
             h, k, d = landmark_metrics(p, g, inside, sp, self.config.id_threshold_mm); rates += [h / k] if k else []; dists += d
         return {"id_rate": rates, "mean_dist_mm": dists,
-                "mean_sigma": [float(self.model.sigmas.detach().mean())]}
+                "mean_sigma": [float(self.eval_model.sigmas.detach().mean())]}
 
 # %% ../nbs/07_training.ipynb #e4944a87
 def fit_train_sequence_model(train_df) -> dict:
@@ -763,6 +810,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the preset's)")
     p.add_argument("--batch_size", type=int, default=None, help="batch size per process (default: the preset's)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+    p.add_argument("--swa_epochs", type=int, default=None, help="average the weights of the last N epochs (SWA; default: the preset's, off)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available; under torchrun each process's GPU)")
     p.add_argument("--preset", default="paper", choices=list(PRESETS), help="paper: original sizes; cpu: minutes on a laptop; tiny: tests")
     p.add_argument("--resume", default=None, help="checkpoint to resume from, e.g. OUTPUT/STAGE/checkpoints/fold_0/latest.pth")
@@ -786,7 +834,7 @@ def train_cli(argv: list[str] | None = None) -> int:
     from spine_nb.distributed import ddp_cleanup
     a = train_parser().parse_args(argv)
     try:
-        cfg = get_config(a.stage, a.preset, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, num_folds=a.num_folds, seed=a.seed, num_workers=a.num_workers)
+        cfg = get_config(a.stage, a.preset, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, swa_epochs=a.swa_epochs, num_folds=a.num_folds, seed=a.seed, num_workers=a.num_workers)
         t = TRAINERS[a.stage](a.output, a.csv, a.fold, a.device, cfg, resume=a.resume, progress=not a.no_progress)
         best = t.train()
     except TrainingInputError as e:
