@@ -464,8 +464,9 @@ def _swa_state(self: Trainer) -> dict:
 def _load_average(self: Trainer, ck: Mapping):
     "Restore the weight average saved in checkpoint `ck` (none saved: averaging has not begun)."
     if getattr(self, "swa_model", None) is None: return
-    if ck.get("averaged_model") is not None: self.swa_model.module.load_state_dict(ck["averaged_model"])
-    self.swa_model.n_averaged.fill_(int(ck.get("swa_n", 0)) if ck.get("averaged_model") is not None else 0)
+    saved = ck.get("averaged_model")
+    if saved is not None: self.swa_model.module.load_state_dict(saved)
+    self.swa_model.n_averaged.fill_(int(ck["swa_n"]) if saved is not None else 0)
 
 # %% ../nbs/07_training.ipynb #4a25f121
 @patch
