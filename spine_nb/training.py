@@ -312,6 +312,7 @@ def dice_score(pred: np.ndarray, target: np.ndarray) -> float:
 class Trainer:
     "Train one fold of one stage; `train()` returns the best validation loss."
     stage: ClassVar[str] = ""
+    val_item_is_case: ClassVar[bool] = False # a validation item is already a whole batch (stage 3: all vertebrae of one case)
     def __init__(self, output_dir, # run folder; the stage writes under <output_dir>/<stage>/
                  csv_path, # dataset CSV
                  fold: int = 0, # validation fold, 0..num_folds-1
@@ -386,7 +387,7 @@ def build_data(self: Trainer):
     w = c.num_workers; kw = dict(num_workers=w, pin_memory=self.device.type == "cuda", persistent_workers=w > 0, prefetch_factor=4 if w else None)
     if aug is None: self.train_dl = DataLoader(SeededDataset(self.train_ds), batch_size=c.batch_size, sampler=self.sampler, drop_last=False, **kw)
     else: self.train_dl = ThreadDataLoader(SeededDataset(self.train_ds), buffer_size=4, batch_size=c.batch_size, sampler=self.sampler, num_workers=0)
-    vb = 1 if self.stage == "segmentation" else c.batch_size  # a stage-3 case is already a batch (all its vertebrae)
+    vb = 1 if self.val_item_is_case else c.batch_size
     self.val_dl = DataLoader(self.val_ds, batch_size=vb, shuffle=False, **kw)
 
 # %% ../nbs/07_training.ipynb #7e68d83a
@@ -533,7 +534,7 @@ def validate(self: Trainer) -> dict[str, float]:
     self.model.eval(); self.eval_model.eval(); total, cases, acc = 0.0, 0, {}
     for batch in tqdm(self.val_dl, desc=f"{self.stage} validation", disable=not self.progress, leave=False):
         with torch.no_grad(): loss, out = self.loss_and_output(batch)
-        n = 1 if self.stage == "segmentation" else len(batch["image"])  # cases in the batch (the loss is their mean)
+        n = 1 if self.val_item_is_case else len(batch["image"])  # cases in the batch (the loss is their mean)
         total += loss.item() * n; cases += n
         for k, v in self.batch_metrics(batch, out).items(): acc.setdefault(k, []).extend(v)
     return {"val_loss": total / max(cases, 1), **self.summarise(acc)}
@@ -752,6 +753,7 @@ def state(self: VertebraeLocalizationTrainer, epoch: int, metrics: dict) -> dict
 class VertebraeSegmentationTrainer(Trainer):
     "Stage 3: `VertebraSegmentationNet` segments the target vertebra (Dice + BCE); metric: Dice."
     stage = "segmentation"
+    val_item_is_case = True
     def loss_and_output(self, batch):
         from spine_nb.losses import SegmentationLoss
         c = self.config
