@@ -23,11 +23,11 @@ __all__ = ['LANDMARK_ORDER', 'RAS_DIRECTION', 'HU_WINDOW', 'STAGES', 'STAGE_DEFA
            'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify', 'Grid', 'stage_grid',
            'intensity_range', 'to_network', 'from_network', 'CheckpointError', 'StageModel', 'load_stage',
            'load_stage_models', 'spine_centroid_from_heatmap', 'run_spine_stage', 'distance_to_border', 'refine_peak',
-           'heatmap_candidates', 'heatmap_peaks', 'run_vertebrae_stage', 'keep_largest_components',
+           'peak_centroid', 'heatmap_candidates', 'heatmap_peaks', 'run_vertebrae_stage', 'keep_largest_components',
            'run_segmentation_stage', 'InputError', 'check_image', 'landmarks_from', 'PredictionResult', 'case_name',
-           'FullPipelinePredictor', 'checkpoint_paths', 'output_files', 'is_complete', 'write_outputs',
-           'save_random_checkpoint', 'random_checkpoints', 'list_cases', 'run_batch', 'infer_parser', 'infer_cli',
-           'bench_phantom', 'bench_parser', 'bench_cli']
+           'FullPipelinePredictor', 'checkpoint_paths', 'refine_with_masks', 'output_files', 'is_complete',
+           'write_outputs', 'save_random_checkpoint', 'random_checkpoints', 'list_cases', 'run_batch', 'infer_parser',
+           'infer_cli', 'bench_phantom', 'bench_parser', 'bench_cli']
 
 # %% ../nbs/15_inference.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -52,6 +52,7 @@ class SequenceModel:
     count: dict = field(default_factory=dict)  # (a, b) -> number of training pairs
     min_sd: float = 2.0                        # sd floor, mm
     rel_sd: float = 0.1                        # sd floor as a fraction of the mean distance
+    loc_sd: float = 2.0                        # per-axis sd (mm) of a predicted landmark's position error
 
 # %% ../nbs/15_inference.ipynb #74085475
 @patch
@@ -71,13 +72,13 @@ def to_dict(self: SequenceModel) -> dict:
     "JSON-friendly form (stored with checkpoints and in the run metadata)."
     pairs = [{"from": a, "to": b, "mean": self.mean[(a, b)].tolist(), "sd": self.sd[(a, b)].tolist(),
               "count": self.count.get((a, b), 0)} for a, b in self.mean]
-    return {"pairs": pairs, "min_sd": self.min_sd, "rel_sd": self.rel_sd}
+    return {"pairs": pairs, "min_sd": self.min_sd, "rel_sd": self.rel_sd, "loc_sd": self.loc_sd}
 
 # %% ../nbs/15_inference.ipynb #5cdc017f
 @patch(cls_method=True)
 def from_dict(cls: SequenceModel, d: Mapping) -> SequenceModel:
     "Inverse of `to_dict`."
-    m = cls(min_sd=float(d.get("min_sd", 2.0)), rel_sd=float(d.get("rel_sd", 0.1)))
+    m = cls(min_sd=float(d.get("min_sd", 2.0)), rel_sd=float(d.get("rel_sd", 0.1)), loc_sd=float(d.get("loc_sd", 2.0)))
     for p in d.get("pairs", []):
         k = (int(p["from"]), int(p["to"]))
         m.mean[k], m.sd[k], m.count[k] = np.asarray(p["mean"], float), np.asarray(p["sd"], float), int(p.get("count", 0))
@@ -150,9 +151,9 @@ def _level_paths(a: int, b: int, max_skip: int) -> list[tuple[list[int], int]]:
 
 # %% ../nbs/15_inference.ipynb #d07072cf
 def _path_stats(model: SequenceModel, levels: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    "Mean and variance of the vector from the first to the last of a chain of consecutive levels."
+    "Mean and variance of the vector between the predicted first and last of a chain of consecutive levels."
     st = [model.stats(a, b) for a, b in zip(levels, levels[1:])]
-    return sum(s[0] for s in st), sum(s[1] ** 2 for s in st)
+    return sum(s[0] for s in st), sum(s[1] ** 2 for s in st) + 2 * model.loc_sd ** 2
 
 # %% ../nbs/15_inference.ipynb #28f0ca58
 def _graph_nodes(candidates, max_shift: int, shift_factor: float) -> list[tuple[int, int, int, float]]:
@@ -472,6 +473,17 @@ def refine_peak(heat: np.ndarray, # `(X, Y, Z)` heatmap
         if den < 0: out[a] += float(np.clip(0.5 * (l - h) / den, -0.5, 0.5))
     return out
 
+# %% ../nbs/15_inference.ipynb #914c6e17
+def peak_centroid(heat: np.ndarray, # `(X, Y, Z)` heatmap
+                  idx, # integer voxel index of a local maximum
+                  radius: int = 2, # half-width (voxels) of the cube around `idx`
+                  frac: float = 0.5) -> np.ndarray: # weights are the values above `frac` × the maximum
+    "Sub-voxel position (float index) of the maximum at `idx`: centre of mass of the peak above `frac` of its value."
+    idx = np.asarray(idx, int); lo = np.maximum(idx - radius, 0); hi = np.minimum(idx + radius + 1, heat.shape)
+    w = np.clip(heat[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float64) - frac * float(heat[tuple(idx)]), 0, None)
+    if w.sum() <= 0: return idx.astype(np.float64)
+    return np.array([float((w.sum(tuple(b for b in range(3) if b != a)) * np.arange(lo[a], hi[a])).sum() / w.sum()) for a in range(3)])
+
 # %% ../nbs/15_inference.ipynb #430b1851
 def heatmap_candidates(heatmaps: np.ndarray, # `(26, X, Y, Z)` stage-2 heatmaps (LANDMARK_IDS order)
                        grid: Grid, # their grid
@@ -480,16 +492,19 @@ def heatmap_candidates(heatmaps: np.ndarray, # `(26, X, Y, Z)` stage-2 heatmaps 
                        min_distance_mm: float = 12.0, # minimum distance between maxima of one channel
                        max_per_channel: int = 3, # candidates kept per channel (strongest first)
                        border_mm: float = 5.0, # drop candidates closer than this to the input's border
+                       refine: str = "centroid", # sub-voxel position: 'centroid' (`peak_centroid`), 'parabola' (`refine_peak`) or 'none'
                       ) -> list[dict]:
     "Candidate landmarks: world position, label (VerSe id of the channel), score and all 26 channel values there."
     from spine_nb.losses import heatmap_maxima
+    sub = {"centroid": peak_centroid, "parabola": refine_peak, "none": lambda h, c: np.asarray(c, np.float64)}
+    if refine not in sub: raise ValueError(f"refine={refine!r}: use one of {list(sub)}")
     out = []
     r = max(1, int(round(min_distance_mm / float(np.min(grid.spacing)))))
     for ch in range(heatmaps.shape[0]):
         if float(heatmaps[ch].max()) < min_value: continue
         coords, vals = heatmap_maxima(heatmaps[ch], threshold=min_value, min_distance=r, max_peaks=max_per_channel)
         for c, v in zip(coords.numpy(), vals.numpy()):
-            out.append({"label": LANDMARK_IDS[ch], "world": grid.index_to_world(refine_peak(heatmaps[ch], c))[0], "voxel_stage": c.tolist(),
+            out.append({"label": LANDMARK_IDS[ch], "world": grid.index_to_world(sub[refine](heatmaps[ch], c))[0], "voxel_stage": c.tolist(),
                         "score": float(v), "scores": heatmaps[:, c[0], c[1], c[2]].astype(float)})
     if image is not None and out:
         d = distance_to_border(np.array([o["world"] for o in out]), image)
@@ -639,6 +654,7 @@ class FullPipelinePredictor:
                  sequence_model: SequenceModel | None = None, # identification model (default: from the checkpoint, else prior)
                  candidate_params: dict | None = None, # keyword arguments of `heatmap_candidates`
                  identify_params: dict | None = None, # keyword arguments of `identify`
+                 refine_landmarks: bool = True, # move predicted landmarks along the spine to their stage-3 masks (`refine_with_masks`)
                 ):
         self.device = get_device(device) if not isinstance(device, torch.device) else device
         ck = {"spine": spine_checkpoint, "vertebrae": vertebrae_checkpoint, "segmentation": segmentation_checkpoint}
@@ -646,6 +662,7 @@ class FullPipelinePredictor:
         stored = next((m.get("sequence_model") for m in self.models["vertebrae"].meta if m.get("sequence_model")), None) if "vertebrae" in self.models else None
         self.sequence_model = sequence_model or (SequenceModel.from_dict(stored) if stored else SequenceModel())
         self.candidate_params, self.identify_params = dict(candidate_params or {}), dict(identify_params or {})
+        self.refine_landmarks = refine_landmarks
         self.modality = str(next(iter(self.models.values())).config.get("modality", "ct")).lower() if self.models else "ct"
 
 # %% ../nbs/15_inference.ipynb #857173df
@@ -732,6 +749,28 @@ def _segment(self: FullPipelinePredictor, res: PredictionResult, window, segment
     elif "segmentation" in self.models:
         res.segmentation = sitk.Image(image.GetSize(), sitk.sitkUInt8); res.segmentation.CopyInformation(image)
 
+# %% ../nbs/15_inference.ipynb #ac9da848
+def refine_with_masks(landmarks: list[dict], # landmark records (`PredictionResult.landmarks`), cranial → caudal
+                      segmentation: sitk.Image, # VerSe label map on the input grid
+                      max_shift_mm: float = 10.0, # larger moves are not made (the mask is probably of another structure)
+                     ) -> list[dict]:
+    "Landmarks moved along the local spine axis to the centre of mass of their vertebra's mask; `world_stage2` keeps the old position."
+    arr = sitk.GetArrayViewFromImage(segmentation); boxes = ndimage.find_objects(arr)
+    pts = [np.asarray(l["world"], float) for l in landmarks]; g = Grid.of(segmentation); out = []
+    for i, l in enumerate(landmarks):
+        lab, l = int(l["label"]), dict(l)
+        box = boxes[lab - 1] if 0 < lab <= len(boxes) else None
+        if box is not None:
+            t = pts[min(i + 1, len(pts) - 1)] - pts[max(i - 1, 0)] if len(pts) > 1 else np.array([0.0, 0.0, 1.0])
+            t = t / max(float(np.linalg.norm(t)), 1e-9)
+            com = np.argwhere(arr[box] == lab).mean(0) + [s.start for s in box]  # (z, y, x)
+            shift = float((np.asarray(segmentation.TransformContinuousIndexToPhysicalPoint(com[::-1].tolist())) - pts[i]) @ t)
+            if abs(shift) <= max_shift_mm:
+                l["world_stage2"], l["world"] = l["world"], (pts[i] + shift * t).tolist()
+                l["voxel"] = g.world_to_index(l["world"])[0].tolist()
+        out.append(l)
+    return out
+
 # %% ../nbs/15_inference.ipynb #77e53b46
 @patch
 def predict(self: FullPipelinePredictor, image, output_dir=None, save_intermediates: bool = False, landmarks=None,
@@ -746,6 +785,8 @@ def predict(self: FullPipelinePredictor, image, output_dir=None, save_intermedia
     chain = self._given_landmarks(res, landmarks, bar) if landmarks is not None else self._localise(res, window, bar)
     res.landmarks = _landmark_records(chain, image)
     t1 = time.perf_counter(); self._segment(res, window, segment_landmarks, progress)
+    if self.refine_landmarks and landmarks is None and segment_landmarks is None and res.segmentation is not None:
+        res.landmarks = refine_with_masks(res.landmarks, res.segmentation); res.info["landmarks_source"] = "predicted, refined with masks"
     t["segmentation"] = time.perf_counter() - t1; bar.update(); bar.close()
     if output_dir is not None: write_outputs(res, output_dir, case, save_intermediates, qc, predictor=self, t_start=t0)
     t["total"] = time.perf_counter() - t0
@@ -806,7 +847,7 @@ def _predictor_meta(predictor: FullPipelinePredictor | None) -> dict:
     if not predictor: return {"checkpoints": None, "device": None, "parameters": None}
     stages = {s: {k: m.config.get(k) for k in ("spacing", "image_size", "heatmap_sigma", "modality")} for s, m in predictor.models.items()}
     return {"checkpoints": predictor.checkpoints(), "device": str(predictor.device),
-            "parameters": {"candidate": predictor.candidate_params, "identify": predictor.identify_params,
+            "parameters": {"candidate": predictor.candidate_params, "identify": predictor.identify_params, "refine_landmarks": predictor.refine_landmarks,
                            "stages": stages, "sequence_model_pairs": len(predictor.sequence_model.mean)}}
 
 # %% ../nbs/15_inference.ipynb #d9f454f1
@@ -951,6 +992,7 @@ def infer_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequence_model", default=None, help="identification statistics: a JSON from SequenceModel.save, or a dataset CSV to fit them on "
                    "(its train rows); default: stored with the vertebrae checkpoint, else a population prior")
     p.add_argument("--border_mm", type=float, default=5.0, help="drop landmarks closer than this to the image border (default: 5 mm)")
+    p.add_argument("--stage2_landmarks", action="store_true", help="report stage 2's landmark positions (default: moved along the spine to the stage-3 masks)")
     p.add_argument("--save_intermediates", action="store_true", help="also write stage heatmaps to <output>/intermediates/<case>/")
     p.add_argument("--overwrite", action="store_true", help="re-run cases whose outputs are complete")
     p.add_argument("--no_qc", action="store_true", help="do not write the QC PNG")
@@ -963,7 +1005,8 @@ def _make_predictor(a: argparse.Namespace, model_dir: Path, folds: list[int]) ->
     seq = None
     if a.sequence_model:
         seq = sequence_model_from_dataset(a.sequence_model) if str(a.sequence_model).lower().endswith(".csv") else SequenceModel.load(a.sequence_model)
-    return FullPipelinePredictor.from_model_dir(model_dir, folds, a.device, sequence_model=seq, candidate_params={"border_mm": a.border_mm})
+    return FullPipelinePredictor.from_model_dir(model_dir, folds, a.device, sequence_model=seq, candidate_params={"border_mm": a.border_mm},
+                                              refine_landmarks=not a.stage2_landmarks)
 
 # %% ../nbs/15_inference.ipynb #336f50ee
 def infer_cli(argv: list[str] | None = None) -> int:
