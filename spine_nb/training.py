@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #ac05d088
 from __future__ import annotations
-import argparse, copy, dataclasses, json, math, random, time, warnings
+import argparse, copy, dataclasses, json, math, random, threading, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Mapping
@@ -64,7 +64,7 @@ class StageConfig:
     val_every: int = 1 # validate every N epochs
     save_every: int = 10 # also keep epoch_XXXX.pth every N epochs
     num_workers: int = 0 # DataLoader workers (CPU augmentation)
-    gpu_augment: bool = True # on CUDA: cut crops on the CPU, augment them on the GPU (one loader thread; num_workers unused)
+    gpu_augment: bool = True # on CUDA: cut crops on the CPU, augment them on the GPU, in num_workers loader threads (0: one)
     cache_rate: float = 1.0 # fraction of cases cached after the deterministic transforms
     amp: bool = True # mixed precision on CUDA (bf16 where supported, else fp16 + GradScaler)
     channels_last: bool = True # channels-last-3d memory format (about 6× faster 3D convolutions on CPU too)
@@ -363,13 +363,22 @@ class SampleSeeds(torch.utils.data.Sampler):
 
 # %% ../nbs/07_training.ipynb #ea4d4b2f
 class SeededDataset(torch.utils.data.Dataset):
-    "`item[(i, seed)]` re-seeds the transforms of `ds` (a MONAI dataset) with `seed`, then returns `ds[i]`."
-    def __init__(self, ds): self.ds = ds
+    "`item[(i, seed)]` re-seeds the transforms of `ds` (a MONAI dataset) with `seed`, then returns `ds[i]`; thread-safe."
+    def __init__(self, ds): self.ds, self._local = ds, threading.local()
     def __len__(self) -> int: return len(self.ds)
+    def __getstate__(self): return {"ds": self.ds}  # loader processes: no thread-local state to carry
+    def __setstate__(self, d): self.ds, self._local = d["ds"], threading.local()
+    def _view(self):
+        "`ds` in the main thread; elsewhere this thread's shallow copy of `ds` with its own deep copy of the transforms."
+        if threading.current_thread() is threading.main_thread(): return self.ds
+        if getattr(self._local, "ds", None) is None:
+            self._local.ds = copy.copy(self.ds); self._local.ds.transform = copy.deepcopy(self.ds.transform)
+        return self._local.ds
     def __getitem__(self, key):
         i, seed = key if isinstance(key, tuple) else (key, None)
-        if seed is not None: self.ds.transform.set_random_state(seed)
-        return self.ds[i]
+        ds = self._view()
+        if seed is not None: ds.transform.set_random_state(seed)
+        return ds[i]
 
 # %% ../nbs/07_training.ipynb #0022e30f
 @patch
@@ -386,7 +395,8 @@ def build_data(self: Trainer):
     self.sampler = SampleSeeds(order, c.seed)
     w = c.num_workers; kw = dict(num_workers=w, pin_memory=self.device.type == "cuda", persistent_workers=w > 0, prefetch_factor=4 if w else None)
     if aug is None: self.train_dl = DataLoader(SeededDataset(self.train_ds), batch_size=c.batch_size, sampler=self.sampler, drop_last=False, **kw)
-    else: self.train_dl = ThreadDataLoader(SeededDataset(self.train_ds), buffer_size=4, batch_size=c.batch_size, sampler=self.sampler, num_workers=0)
+    else: self.train_dl = ThreadDataLoader(SeededDataset(self.train_ds), buffer_size=4, batch_size=c.batch_size, sampler=self.sampler,
+                                           num_workers=w, use_thread_workers=w > 0)
     vb = 1 if self.val_item_is_case else c.batch_size
     self.val_dl = DataLoader(self.val_ds, batch_size=vb, shuffle=False, **kw)
 
