@@ -755,7 +755,9 @@ def refine_with_masks(landmarks: list[dict], # landmark records (`PredictionResu
                       max_shift_mm: float = 10.0, # larger moves are not made (the mask is probably of another structure)
                      ) -> list[dict]:
     "Landmarks moved along the local spine axis to the centre of mass of their vertebra's mask; `world_stage2` keeps the old position."
-    arr = sitk.GetArrayViewFromImage(segmentation); boxes = ndimage.find_objects(arr)
+    arr = sitk.GetArrayViewFromImage(segmentation)
+    if not np.issubdtype(arr.dtype, np.integer): arr = np.rint(arr).astype(np.int32)  # a label map stored as floats
+    boxes = ndimage.find_objects(arr)
     pts = [np.asarray(l["world"], float) for l in landmarks]; g = Grid.of(segmentation); out = []
     for i, l in enumerate(landmarks):
         lab, l = int(l["label"]), dict(l)

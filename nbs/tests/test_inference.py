@@ -366,3 +366,21 @@ def test_bench_small(tmp_path):
     out = json.loads(lines[-1])
     assert set(out["timings_s"]) >= {"read", "spine", "vertebrae", "segmentation", "total"} and out["peak_ram_mb"] > 0
     assert out["vertebrae_segmented"] >= 1
+
+
+def test_refine_with_masks_on_real_verse_vertebrae(real_data):
+    "On verse004 (T9-L5), landmarks 5 mm off along the spine return to within 2 mm of the body centroids; across unchanged."
+    from spine_nb.inference import refine_with_masks
+    from spine_nb.data.io import read_image
+    d = real_data / "verse004_labels_only"
+    mask = read_image(d / "sub-verse004_seg-vert_msk.nii.gz")
+    ctd = read_ctd(d / "sub-verse004_seg-subreg_ctd.json").to_world(mask)
+    labs = sorted((l for l in ctd if l in LANDMARK_IDS), key=lambda l: -ctd[l][2])  # cranial -> caudal (LPS z up)
+    pts = np.array([ctd[l] for l in labs])
+    t = np.gradient(pts, axis=0); t /= np.linalg.norm(t, axis=1, keepdims=True)
+    off = pts + 5.0 * t
+    out = refine_with_masks([{"label": l, "world": p.tolist()} for l, p in zip(labs, off)], mask)
+    new = np.array([o["world"] for o in out])
+    along = np.einsum("ij,ij->i", new - pts, t)
+    assert len(labs) == 9 and np.abs(along).max() < 2.0, along
+    np.testing.assert_allclose(np.linalg.norm((new - off) - np.einsum("ij,ij->i", new - off, t)[:, None] * t, axis=1), 0, atol=0.5)
