@@ -481,8 +481,7 @@ def peak_centroid(heat: np.ndarray, # `(X, Y, Z)` heatmap
     "Sub-voxel position (float index) of the maximum at `idx`: centre of mass of the peak above `frac` of its value."
     idx = np.asarray(idx, int); lo = np.maximum(idx - radius, 0); hi = np.minimum(idx + radius + 1, heat.shape)
     w = np.clip(heat[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float64) - frac * float(heat[tuple(idx)]), 0, None)
-    if w.sum() <= 0: return idx.astype(np.float64)
-    return np.array([float((w.sum(tuple(b for b in range(3) if b != a)) * np.arange(lo[a], hi[a])).sum() / w.sum()) for a in range(3)])
+    return np.asarray(ndimage.center_of_mass(w), np.float64) + lo if w.sum() > 0 else idx.astype(np.float64)
 
 # %% ../nbs/15_inference.ipynb #430b1851
 def heatmap_candidates(heatmaps: np.ndarray, # `(26, X, Y, Z)` stage-2 heatmaps (LANDMARK_IDS order)
@@ -765,7 +764,7 @@ def refine_with_masks(landmarks: list[dict], # landmark records (`PredictionResu
         if box is not None:
             t = pts[min(i + 1, len(pts) - 1)] - pts[max(i - 1, 0)] if len(pts) > 1 else np.array([0.0, 0.0, 1.0])
             t = t / max(float(np.linalg.norm(t)), 1e-9)
-            com = np.argwhere(arr[box] == lab).mean(0) + [s.start for s in box]  # (z, y, x)
+            com = np.asarray(ndimage.center_of_mass(arr[box] == lab)) + [s.start for s in box]  # (z, y, x)
             shift = float((np.asarray(segmentation.TransformContinuousIndexToPhysicalPoint(com[::-1].tolist())) - pts[i]) @ t)
             if abs(shift) <= max_shift_mm:
                 l["world_stage2"], l["world"] = l["world"], (pts[i] + shift * t).tolist()
