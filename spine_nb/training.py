@@ -107,7 +107,7 @@ class VertebraeLocalizationConfig(StageConfig):
     sigma_alpha: float = 100.0 # weight of the σ penalty in HeatmapLoss
     heatmap_scale: float = 1000.0 # γ of the normalised Gaussian targets
     id_threshold_mm: float = 20.0 # identification: closest GT of the same label within this distance
-    act: str | tuple = ("leakyrelu", {"negative_slope": 0.1}) # Payer's SCN (the `cpu` preset keeps ReLU, see below)
+    act: str | tuple = ("leakyrelu", {"negative_slope": 0.1}) # Payer's SCN
     NETWORK_FIELDS: ClassVar[tuple] = ("filters", "levels", "dropout", "norm", "double_filters", "act", "num_landmarks", "learnable_sigma", "spatial_downsample", "sc_kernel")
     MODEL_FIELDS: ClassVar[tuple] = StageConfig.MODEL_FIELDS + ("num_landmarks", "spatial_downsample", "sc_kernel")
 
@@ -140,7 +140,7 @@ PRESETS["cpu"] = {
         "spine": dict(image_size=(32, 32, 64), spacing=(12.0, 12.0, 12.0), filters=8, levels=4, dropout=0.0, epochs=25,
                       batch_size=2, lr=5e-4, heatmap_sigma=2.0, patience=10),
         "vertebrae": dict(image_size=(32, 32, 96), spacing=(4.0, 4.0, 4.0), filters=16, levels=4, dropout=0.0, norm="instance", epochs=34,
-                          batch_size=2, lr=1e-3, heatmap_sigma=2.0, spatial_downsample=4, sc_kernel=5, patience=10, val_every=5, act="relu"),
+                          batch_size=2, lr=1e-3, heatmap_sigma=2.0, spatial_downsample=4, sc_kernel=5, patience=10, val_every=5),
         "segmentation": dict(image_size=(48, 48, 32), spacing=(2.0, 2.0, 2.0), filters=8, levels=4, dropout=0.0, norm="instance",
                              epochs=28, batch_size=2, lr=1e-3, heatmap_sigma=2.0, samples_per_case=4, patience=10, val_every=5)}
 
