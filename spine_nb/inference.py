@@ -8,7 +8,7 @@ import argparse, csv, json, os, platform, resource, sys, time, traceback
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 import numpy as np
 import SimpleITK as sitk
 import torch
@@ -752,6 +752,7 @@ def _segment(self: FullPipelinePredictor, res: PredictionResult, window, segment
 def refine_with_masks(landmarks: list[dict], # landmark records (`PredictionResult.landmarks`), cranial → caudal
                       segmentation: sitk.Image, # VerSe label map on the input grid
                       max_shift_mm: float = 10.0, # larger moves are not made (the mask is probably of another structure)
+                      skip_labels: Collection[int] = (1,), # VerSe ids left unchanged (C1: no body, see above)
                      ) -> list[dict]:
     "Landmarks moved along the local spine axis to the centre of mass of their vertebra's mask; `world_stage2` keeps the old position."
     arr = sitk.GetArrayViewFromImage(segmentation)
@@ -760,7 +761,7 @@ def refine_with_masks(landmarks: list[dict], # landmark records (`PredictionResu
     pts = [np.asarray(l["world"], float) for l in landmarks]; g = Grid.of(segmentation); out = []
     for i, l in enumerate(landmarks):
         lab, l = int(l["label"]), dict(l)
-        box = boxes[lab - 1] if 0 < lab <= len(boxes) else None
+        box = boxes[lab - 1] if 0 < lab <= len(boxes) and lab not in skip_labels else None
         if box is not None:
             t = pts[min(i + 1, len(pts) - 1)] - pts[max(i - 1, 0)] if len(pts) > 1 else np.array([0.0, 0.0, 1.0])
             t = t / max(float(np.linalg.norm(t)), 1e-9)
