@@ -45,6 +45,6 @@ lab: env
 ACCURACY_DIR ?= outputs/accuracy
 accuracy: env
 	mkdir -p $(ACCURACY_DIR)
-	$(BIN)/papermill nbs/33_accuracy.heldout.ipynb $(ACCURACY_DIR)/33_accuracy.heldout.ipynb --log-output \
+	$(BIN)/papermill nbs/pipelines/33_accuracy.heldout.ipynb $(ACCURACY_DIR)/33_accuracy.heldout.ipynb --log-output \
 	  -p run_dir $(abspath $(ACCURACY_DIR)) -p preset cpu -p n_train 60 -p n_test 10 -p spacing 0 -p device cpu
 	cat $(ACCURACY_DIR)/summary.json

@@ -4,25 +4,25 @@
 
 # %% ../nbs/90_cli.ipynb #50086784
 from __future__ import annotations
-import importlib, sys, time, shutil, subprocess, argparse
+import importlib, sys, time, argparse
 from pathlib import Path
 from typing import Callable
 from . import __version__
-from .core import run_as_script, project_root, data_root, outputs_root
+from .core import project_root, data_root, outputs_root, run_notebook
 
 # %% auto #0
-__all__ = ['SUBCOMMANDS', 'DEMO_EPOCHS', 'subcommand', 'main', 'run_notebook', 'demo_train', 'demo_cli']
+__all__ = ['SUBCOMMANDS', 'DEMO_EPOCHS', 'subcommand', 'main', 'demo_train', 'demo_cli']
 
 # %% ../nbs/90_cli.ipynb #d691c68a
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("spine_nb.data.phantom:phantom_cli", "generate a synthetic spine CT/MR dataset (VerSe BIDS layout + CSV)"),
     "convert-dicom": ("spine_nb.data.io:convert_dicom_cli", "convert a DICOM series folder to NIfTI/MHA/NRRD"),
     "info": ("spine_nb.data.io:info_cli", "describe an image, DICOM folder, _ctd.json or dataset CSV"),
-    "train": ("spine_nb.training:train_cli", "train one pipeline stage (spine, vertebrae, segmentation) on a CSV fold"),
-    "infer": ("spine_nb.inference:infer_cli", "run the three-stage pipeline on images, a folder or a CSV"),
-    "bench": ("spine_nb.inference:bench_cli", "time each stage and peak memory on a synthetic 512x512x400 CT"),
-    "evaluate": ("spine_nb.metrics:evaluate_cli", "VerSe metrics (Dice, HD95, identification) of predictions"),
-    "cv": ("spine_nb.cv:cv_cli", "K-fold cross-validation: papermill runs of the notebooks per fold"),
+    "train": ("spine_nb.methods.payer.trainers:train_cli", "train one pipeline stage (spine, vertebrae, segmentation) on a CSV fold"),
+    "infer": ("spine_nb.methods.payer.predictor:infer_cli", "run the three-stage pipeline on images, a folder or a CSV"),
+    "bench": ("spine_nb.methods.payer.predictor:bench_cli", "time each stage and peak memory on a synthetic 512x512x400 CT"),
+    "evaluate": ("spine_nb.evaluation.metrics:evaluate_cli", "VerSe metrics (Dice, HD95, identification) of predictions"),
+    "cv": ("spine_nb.methods.payer.cv:cv_cli", "K-fold cross-validation: papermill runs of the notebooks per fold"),
     "demo": ("spine_nb.cli:demo_cli", "the main job end to end on the synthetic default dataset"),
 }
 
@@ -61,17 +61,6 @@ def main(argv: list[str] | None = None # arguments after `spine-nb`; default sys
 # %% ../nbs/90_cli.ipynb #48e35cb9
 def _step(msg: str): print(f"[demo] {time.strftime('%H:%M:%S')} {msg}", flush=True)
 
-def run_notebook(nb: str | Path, # notebook path, relative to the project's nbs/ folder or absolute
-                 out: str | Path, # where the executed copy is written
-                 **params) -> Path:
-    "Execute a notebook with papermill, passing `params` to its `parameters` cell; returns the executed copy."
-    import papermill as pm
-    nb = Path(nb); nb = nb if nb.is_absolute() else project_root() / "nbs" / nb
-    if not nb.exists(): raise FileNotFoundError(f"notebook {nb} not found; run from a spine_nb checkout")
-    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(nb.parent), progress_bar=False, kernel_name="python3")
-    return out
-
 # %% ../nbs/90_cli.ipynb #6aeef207
 DEMO_EPOCHS = {"spine": 20, "vertebrae": 20, "segmentation": 8}
 
@@ -80,7 +69,8 @@ def demo_train(run: Path, # run folder; models go to run/models
                quick: bool = False, # tiny preset, one epoch (tests)
                device: str | None = None) -> Path:
     "Train the three stages on fold 0 of `csv` with the demo budget; returns the model folder."
-    from spine_nb.training import TRAINERS, get_config
+    from spine_nb.methods.payer.trainers import TRAINERS
+    from spine_nb.methods.payer.plan import get_config
     models = run / "models"
     for stage, epochs in DEMO_EPOCHS.items():
         cfg = get_config(stage, "tiny" if quick else "cpu", epochs=1 if quick else epochs, num_folds=3)
@@ -104,8 +94,8 @@ def demo_cli(argv: list[str] | None = None) -> int:
     a = _demo_parser().parse_args(argv)
     from spine_nb.data.phantom import generate_dataset
     from spine_nb.data.io import read_dicom_series, write_image
-    from spine_nb.inference import infer_cli
-    from spine_nb.metrics import evaluate_cli
+    from spine_nb.methods.payer.predictor import infer_cli
+    from spine_nb.evaluation.metrics import evaluate_cli
     run = Path(a.out or outputs_root() / "demo"); run.mkdir(parents=True, exist_ok=True); t0 = time.time()
     _step(f"1/6 synthetic dataset: {a.n} cases, seed {a.seed}")
     kw = dict(spacing=(3.0, 3.0, 3.0)) if a.quick else {}
@@ -123,6 +113,6 @@ def demo_cli(argv: list[str] | None = None) -> int:
     _step("6/6 evaluation (VerSe metrics)")
     rc = evaluate_cli(["--pred", str(run / "infer"), "--csv", str(csv), "--split", "test", "--out", str(run / "metrics.csv")]) or rc
     _step(f"done in {time.time() - t0:.0f} s. Results:\n  dataset      {csv}\n  exploration  {run / '03_explore.ipynb'}, {run / 'explore'}/*.png"
-          f"\n  DICOM→NIfTI  {img}\n  models       {models}/<stage>/checkpoints/fold_0/best.pth (curves: logs/fold_0/history.json)"
+          f"\n  DICOM→NIfTI  {img}\n  models       {models}/payer/<stage>/checkpoints/fold_0/best.pth (curves: logs/fold_0/history.json)"
           f"\n  predictions  {run / 'infer'}/<case>_segmentation.nii.gz, _landmarks.json, _qc.png\n  metrics      {run / 'metrics.csv'}, {run / 'metrics_summary.csv'}")
     return rc

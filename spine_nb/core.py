@@ -13,7 +13,7 @@ import numpy as np
 __all__ = ['VERSE_NAMES', 'VERSE_IDS', 'ANATOMICAL_ORDER', 'REGIONS', 'LANDMARK_IDS', 'verse_id', 'verse_name', 'level_region',
            'successor', 'successors', 'landmark_channel', 'spineps_decode', 'spineps_encode', 'spider_to_verse',
            'totalseg_to_verse', 'label_lut', 'convert_labels', 'get_device', 'seed_everything', 'project_root',
-           'data_root', 'outputs_root', 'atomic_write', 'write_json', 'run_as_script']
+           'data_root', 'outputs_root', 'atomic_write', 'write_json', 'run_as_script', 'run_notebook']
 
 # %% ../nbs/00_core.ipynb #5a70ed81
 VERSE_NAMES: dict[int, str] = {**{i: f"C{i}" for i in range(1, 8)}, **{i + 7: f"T{i}" for i in range(1, 13)},
@@ -200,3 +200,16 @@ def run_as_script(main: Callable[[list[str] | None], int | None]):
     "Call `main()` and exit with its status if the caller is a module run with `python -m`."
     mod = inspect.getmodule(inspect.currentframe().f_back)
     if getattr(mod, "__name__", "") == "__main__" and getattr(mod, "__file__", None): sys.exit(main() or 0)
+
+# %% ../nbs/00_core.ipynb #dc747c19
+def run_notebook(nb: str | Path, # notebook: absolute, or a name relative to nbs/pipelines/ (or nbs/) of the checkout
+                 out: str | Path, # where the executed copy is written
+                 **params) -> Path:
+    "Execute a notebook with papermill, passing `params` to its `parameters` cell; returns the executed copy."
+    import papermill as pm
+    nb = Path(nb)
+    if not nb.is_absolute(): nb = next((p for p in (project_root() / "nbs" / "pipelines" / nb, project_root() / "nbs" / nb) if p.exists()), project_root() / "nbs" / "pipelines" / nb)
+    if not nb.exists(): raise FileNotFoundError(f"notebook {nb} not found; run from a spine_nb checkout")
+    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(nb.parent), progress_bar=False, kernel_name="python3")
+    return out

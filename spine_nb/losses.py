@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 from monai.losses import DiceLoss
 from fastcore.basics import patch
+from scipy import ndimage
 
 # %% auto #0
 __all__ = ['gaussian_heatmaps', 'spine_heatmap', 'HeatmapLoss', 'SpineHeatmapLoss', 'SegmentationLoss', 'heatmap_argmax',
-           'heatmap_maxima']
+           'heatmap_maxima', 'refine_peak', 'peak_centroid', 'heatmap_center']
 
 # %% ../nbs/06_losses.ipynb #93f60e80
 def _as_points(points, # B×N×3 voxel coordinates (d, h, w), any tensor-like
@@ -222,3 +223,36 @@ def heatmap_maxima(heatmap, # D×H×W heatmap (torch tensor or numpy array)
     coords, values = _peak_candidates(h, r, threshold, relative)
     idx = _thin_peaks(coords, r, max_peaks)
     return coords[idx], values[idx]
+
+# %% ../nbs/06_losses.ipynb #ca7c0155
+def refine_peak(heat: np.ndarray, # `(X, Y, Z)` heatmap
+                idx, # integer voxel index of a local maximum
+                eps: float = 1e-6) -> np.ndarray: # floor of the values before the logarithm
+    "Sub-voxel position (float index) of the maximum at `idx`: a log-parabola fit per axis."
+    idx = np.asarray(idx, int); out = idx.astype(np.float64)
+    for a in range(3):
+        if idx[a] == 0 or idx[a] == heat.shape[a] - 1: continue
+        lo, hi = idx.copy(), idx.copy(); lo[a] -= 1; hi[a] += 1
+        l, c, h = (np.log(max(float(heat[tuple(i)]), eps)) for i in (lo, idx, hi))
+        den = l - 2 * c + h
+        if den < 0: out[a] += float(np.clip(0.5 * (l - h) / den, -0.5, 0.5))
+    return out
+
+# %% ../nbs/06_losses.ipynb #914c6e17
+def peak_centroid(heat: np.ndarray, # `(X, Y, Z)` heatmap
+                  idx, # integer voxel index of a local maximum
+                  radius: int = 2, # half-width (voxels) of the cube around `idx`
+                  frac: float = 0.5) -> np.ndarray: # weights are the values above `frac` × the maximum
+    "Sub-voxel position (float index) of the maximum at `idx`: centre of mass of the peak above `frac` of its value."
+    idx = np.asarray(idx, int); lo = np.maximum(idx - radius, 0); hi = np.minimum(idx + radius + 1, heat.shape)
+    w = np.clip(heat[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float64) - frac * float(heat[tuple(idx)]), 0, None)
+    return np.asarray(ndimage.center_of_mass(w), np.float64) + lo if w.sum() > 0 else idx.astype(np.float64)
+
+# %% ../nbs/06_losses.ipynb #2461cc77
+def heatmap_center(h: np.ndarray, rel: float = 0.5) -> np.ndarray:
+    "Intensity-weighted centre (voxels) of the voxels of `h` above `rel` × its maximum (NaN for an empty map)."
+    h = np.asarray(h, dtype=np.float64)
+    if not np.isfinite(h).all() or h.max() <= 0: return np.full(3, np.nan)
+    w = np.where(h >= rel * h.max(), h, 0.0)
+    idx = np.indices(h.shape).reshape(3, -1)
+    return (idx * w.reshape(-1)).sum(1) / w.sum()

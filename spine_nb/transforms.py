@@ -18,12 +18,12 @@ from fastcore.basics import patch
 from .core import LANDMARK_IDS, ANATOMICAL_ORDER, VERSE_NAMES
 
 # %% auto #0
-__all__ = ['LPS_TO_RAS', 'AUG_DEFAULTS', 'STAGES', 'sitk_to_metatensor', 'metatensor_to_sitk', 'landmarks_to_array',
-           'array_to_landmarks', 'world_to_voxel', 'label_convention', 'to_verse_mask', 'LoadSpineCased',
-           'case_centroids', 'canonical_transforms', 'intensity_transform', 'ModalityIntensityd', 'crop_or_pad',
-           'SpineCropd', 'LandmarksToVoxeld', 'gaussian_volume', 'LandmarkHeatmapsd', 'polyline_distance',
-           'SpineHeatmapd', 'VertebraCropd', 'spatial_augmentation', 'elastic_augmentation', 'intensity_augmentation',
-           'RandAxialFOVd', 'LabelsPresentd', 'get_transforms', 'FinalizeCased', 'make_dataset']
+__all__ = ['LPS_TO_RAS', 'HU_WINDOW', 'sitk_to_metatensor', 'metatensor_to_sitk', 'landmarks_to_array', 'array_to_landmarks',
+           'world_to_voxel', 'label_convention', 'to_verse_mask', 'LoadSpineCased', 'case_centroids',
+           'canonical_transforms', 'intensity_transform', 'ModalityIntensityd', 'crop_or_pad', 'SpineCropd',
+           'LandmarksToVoxeld', 'gaussian_volume', 'LandmarkHeatmapsd', 'polyline_distance', 'SpineHeatmapd',
+           'VertebraCropd', 'spatial_augmentation', 'elastic_augmentation', 'intensity_augmentation', 'RandAxialFOVd',
+           'intensity_range', 'to_network']
 
 # %% ../nbs/04_transforms.ipynb #30a2d8a7
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # the same matrix maps RAS to LPS
@@ -431,113 +431,23 @@ class RandAxialFOVd(RandomizableTransform, MapTransform):
             d[key] = x
         return d
 
-# %% ../nbs/04_transforms.ipynb #697bf86b
-AUG_DEFAULTS = dict(aug_prob=0.5, rotate_deg=10.0, scale=0.1, translate_vox=0.0, elastic_prob=0.0, intensity_shift=0.1,
-                    intensity_scale=0.1, fov_prob=0.3, fov_min_fraction=0.4, crop_jitter_mm=10.0, heatmap_sigma=4.0,
-                    modality="ct", samples_per_case=1)
+# %% ../nbs/04_transforms.ipynb #2e051192
+HU_WINDOW = (-1000.0, 1500.0)  # spine_nb.transforms.intensity_transform's CT default
 
-def _cfg(config, name, default=None):
-    "Field `name` of `config` (object or dict), else its `AUG_DEFAULTS` value, else `default`."
-    if config is None: return AUG_DEFAULTS.get(name, default)
-    v = config.get(name, None) if isinstance(config, Mapping) else getattr(config, name, None)
-    return AUG_DEFAULTS.get(name, default) if v is None else v
+def intensity_range(image: sitk.Image, # input image (or a coarse resampling of it)
+                    modality: str = "ct", # 'ct' or 'mri'
+                    percentiles: tuple[float, float] = (1.0, 99.0)) -> tuple[float, float]:
+    "The intensities mapped to -1 and 1: the HU window for CT, the 1st/99th percentiles for MRI."
+    if str(modality).lower() == "ct": return HU_WINDOW
+    a = sitk.GetArrayViewFromImage(image)
+    lo, hi = np.percentile(a[::2, ::2, ::2], percentiles)
+    return float(lo), float(max(hi, lo + 1e-3))
 
-# %% ../nbs/04_transforms.ipynb #884ea87f
-STAGES = ("spine", "vertebrae", "segmentation")
-
-def _base_transforms(config, train: bool) -> list:
-    "Loading, canonical orientation/spacing and intensity scaling (the deterministic, cached part)."
-    spacing = tuple(_cfg(config, "spacing"))
-    return [LoadSpineCased(("image", "mask")), *canonical_transforms(spacing), ModalityIntensityd("image", _cfg(config, "modality"))]
-
-# %% ../nbs/04_transforms.ipynb #8191e352
-def _spatial_aug(config, keys, modes, p: float, device=None):
-    "`spatial_augmentation` of `keys` with the config's rotation, scaling and translation."
-    return spatial_augmentation(keys, modes, p, float(_cfg(config, "rotate_deg")), float(_cfg(config, "scale")), float(_cfg(config, "translate_vox")), device=device)
-
-# %% ../nbs/04_transforms.ipynb #b5785ff5
-def _intensity_aug(config, p: float) -> list:
-    "`intensity_augmentation` of the image with the config's shift and scale."
-    return intensity_augmentation("image", p, float(_cfg(config, "intensity_shift")), float(_cfg(config, "intensity_scale")))
-
-# %% ../nbs/04_transforms.ipynb #d2ae144e
-def _landmark_transforms(stage: str, config, train: bool, p: float, device=None) -> list:
-    "The random and target part of stage 1 ('spine') or 2 ('vertebrae')."
-    size, vol, t = tuple(_cfg(config, "image_size")), ["image", "mask"], []
-    if stage == "spine":
-        t.append(SpineCropd(vol, size, center="image", random_axial=train))
-        if train: t.append(RandAxialFOVd(vol, prob=float(_cfg(config, "fov_prob")), min_fraction=float(_cfg(config, "fov_min_fraction"))))
-    else:
-        t.append(SpineCropd(vol, size, center="spine", random_axial=train, jitter_mm=float(_cfg(config, "crop_jitter_mm")) if train else 0.0))
-    if train and device is not None: t.append(ToDeviced(vol, device))  # augment the crop on `device`
-    if train: t += _intensity_aug(config, p) + [_spatial_aug(config, vol, ["bilinear", "nearest"], p, device)]
-    t.append(LandmarksToVoxeld("image"))
-    if stage == "spine": t.append(SpineHeatmapd(float(_cfg(config, "heatmap_sigma")), "image", "heatmap"))
-    return t
-
-# %% ../nbs/04_transforms.ipynb #144fcd5f
-class LabelsPresentd(MapTransform):
-    "Store the sorted non-zero labels of `mask_key` as `labels_present` (an int array)."
-    def __init__(self, mask_key: str = "mask"): MapTransform.__init__(self, [mask_key], allow_missing_keys=True); self.mask_key = mask_key
-
-    def __call__(self, data):
-        d = dict(data)
-        if self.mask_key in d: d["labels_present"] = np.setdiff1d(np.unique(np.asarray(d[self.mask_key])), [0]).astype(np.int64)
-        return d
-
-# %% ../nbs/04_transforms.ipynb #4c344e56
-def _segmentation_transforms(config, train: bool, p: float, device=None) -> list:
-    "The random and target part of stage 3."
-    n = int(_cfg(config, "samples_per_case")) if train else None
-    t = [LabelsPresentd(), VertebraCropd(tuple(_cfg(config, "image_size")), float(_cfg(config, "heatmap_sigma")), n, float(_cfg(config, "crop_jitter_mm")) if train else 0.0)]
-    if train:
-        keys, modes = ["image", "heatmap", "label"], ["bilinear", "bilinear", "nearest"]
-        if device is not None: t.append(ToDeviced(keys, device))  # augment the crops on `device`
-        t += _intensity_aug(config, p) + [_spatial_aug(config, keys, modes, p, device)]
-        if float(_cfg(config, "elastic_prob")) > 0: t.append(elastic_augmentation(keys, modes, float(_cfg(config, "elastic_prob")), device=device))
-    return t + [ConcatItemsd(["image", "heatmap"], "image")]
-
-# %% ../nbs/04_transforms.ipynb #0ea6b6bf
-def get_transforms(stage: str, # 'spine', 'vertebrae' or 'segmentation'
-                   config=None, # config object or dict (spacing, image_size, modality, augmentation fields)
-                   train: bool = True, # random crops and augmentation (False: deterministic, for validation)
-                   device=None, # augment the crops on this device (e.g. 'cuda': load with num_workers=0 or threads)
-                  ) -> Compose:
-    "MONAI `Compose` turning a dataset-CSV row (or in-memory case) into network inputs and targets for `stage`."
-    if stage not in STAGES: raise ValueError(f"unknown stage {stage!r}; use one of {STAGES}")
-    p = float(_cfg(config, "aug_prob")) if train else 0.0
-    t = _base_transforms(config, train)
-    t += _segmentation_transforms(config, train, p, device) if stage == "segmentation" else _landmark_transforms(stage, config, train, p, device)
-    return Compose(t + [FinalizeCased(stage)])
-
-# %% ../nbs/04_transforms.ipynb #0b9c5dc7
-class FinalizeCased(Transform):
-    "Keep only collatable network inputs/targets: float32 tensors, landmark arrays, `name`."
-    KEEP = ("image", "heatmap", "label", "mask", "landmarks_vox", "landmark_valid", "landmark_inside", "target_label", "name", "spacing")
-    def __init__(self, stage: str): self.stage = stage
-
-    def __call__(self, data):
-        d = {k: v for k, v in dict(data).items() if k in self.KEEP}
-        if self.stage == "segmentation": d.pop("mask", None)
-        if self.stage == "vertebrae": d.pop("heatmap", None)
-        for k in ("image", "heatmap", "label"):
-            if k in d: d[k] = d[k].float()
-        if "mask" in d: d["mask"] = d["mask"].to(torch.int16)
-        d["spacing"] = np.linalg.norm(np.asarray(torch.as_tensor(d["image"].affine).cpu(), dtype=np.float64)[:3, :3], axis=0).astype(np.float32)
-        d["name"] = str(d.get("name", ""))
-        return d
-
-# %% ../nbs/04_transforms.ipynb #d552a1f6
-def make_dataset(rows, # a DataFrame (dataset CSV) or a list of case dicts
-                 stage: str, config=None, train: bool = True,
-                 cache_rate: float = 1.0, # fraction of cases whose deterministic part is cached
-                 num_workers: int = 0, # threads that fill the cache
-                 seed: int = 0, progress: bool = False,
-                 copy_cache: bool = False, # deep-copy the cached part for every sample (only for transforms that write in place)
-                 device=None, # augment on this device (see `get_transforms`)
-                ):
-    "A MONAI `CacheDataset` of `rows` with `get_transforms(stage, config, train, device)`, seeded with `seed`."
-    from monai.data import CacheDataset
-    data = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
-    tf = get_transforms(stage, config, train, device); tf.set_random_state(seed)
-    return CacheDataset(data, tf, cache_rate=cache_rate, num_workers=num_workers or None, progress=progress, copy_cache=copy_cache)
+# %% ../nbs/04_transforms.ipynb #85f84f8e
+def to_network(image: sitk.Image, # image on a stage grid
+               window: tuple[float, float] | None = None, # intensities mapped to -1, 1 (None: no scaling)
+              ) -> torch.Tensor:
+    "`(1, 1, X, Y, Z)` float32 tensor of a SimpleITK image, optionally scaled to [-1, 1] with clipping."
+    a = torch.from_numpy(np.ascontiguousarray(sitk.GetArrayViewFromImage(image).transpose(2, 1, 0), dtype=np.float32))
+    if window: a = ((a - window[0]) / (window[1] - window[0]) * 2 - 1).clamp_(-1, 1)
+    return a[None, None]

@@ -21,7 +21,7 @@ from .core import VERSE_NAMES, ANATOMICAL_ORDER, LANDMARK_IDS, REGIONS, verse_na
 __all__ = ['LEVEL_COLORS', 'UNKNOWN_COLOR', 'HISTORY_BOOKKEEPING', 'REGION_COLORS', 'level_color', 'level_lut',
            'write_label_description', 'write_slicer_color_table', 'ct_window', 'DisplayVolume', 'plane', 'overlay_rgba',
            'draw_plane', 'qc_figure', 'figure_rgb', 'save_qc_png', 'plot_heatmap_mips', 'plot_history', 'plot_metrics',
-           'SliceViewer', 'niivue_colormap', 'niivue_viewer', 'view3d']
+           'SliceViewer', 'niivue_colormap', 'niivue_viewer', 'view3d', 'mip_figure']
 
 # %% ../nbs/08_viz.ipynb #c4a77e31
 def _hls(h: float, l: float, s: float) -> tuple[int, int, int]:
@@ -614,3 +614,23 @@ def view3d(image, # SimpleITK image or path (CT or MRI)
     if backend == "slices": return SliceViewer(image, labels, landmarks, **kw)
     if backend == "itk": return _itk_viewer(image, labels, landmarks, **kw)
     raise ValueError(f"backend must be 'auto', 'niivue', 'slices' or 'itk', got {backend!r}")
+
+# %% ../nbs/08_viz.ipynb #71683188
+def mip_figure(volumes: Mapping[str, object], # title → (X, Y, Z) array/tensor (a leading channel axis of 1 is dropped)
+               axis: int = 0, # projection axis: 0 (coronal view: x projected) or 1 (sagittal view)
+               points: Mapping[str, np.ndarray] | None = None, # title → (N, 3) voxel points to mark
+               cmap: str = "gray"):
+    "A matplotlib Figure with one maximum-intensity projection per volume, z upwards."
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(2.6 * len(volumes), 4.2)); axs = np.atleast_1d(fig.subplots(1, len(volumes)))
+    for ax, (title, v) in zip(axs, volumes.items()):
+        v = np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=np.float32)
+        v = v[0] if v.ndim == 4 else v
+        ax.imshow(v.max(axis).T, origin="lower", cmap=cmap, aspect="equal")
+        if points and title in points:
+            pts = np.asarray(points[title], float); pts = pts[~np.isnan(pts).any(1)]
+            keep = [a for a in range(3) if a != axis]
+            ax.plot(pts[:, keep[0]], pts[:, keep[1]], "r+", ms=6)
+            ax.set_xlim(-0.5, v.shape[keep[0]] - 0.5); ax.set_ylim(-0.5, v.shape[keep[1]] - 0.5)
+        ax.set_title(title, fontsize=9); ax.axis("off")
+    fig.tight_layout(); return fig

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, BIN
 
-NBS = ROOT / "nbs"
+NBS = ROOT / "nbs" / "pipelines"
 REAL_NOTEBOOKS = ["10_train.spine.ipynb", "11_train.vertebrae.ipynb", "12_train.segmentation.ipynb", "21_inference.split.ipynb", "31_evaluation.ipynb"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
 
@@ -20,7 +20,7 @@ def _nb(path: Path, params: str, body: str) -> Path:
 
 def stand_in_notebooks(d: Path) -> Path:
     "Stand-ins for the five notebooks; inference raises for the folds listed in <d>/fail.json; evaluation writes summary.json."
-    from spine_nb.cv import STAGE_NOTEBOOKS, INFER_NOTEBOOK, EVAL_NOTEBOOK
+    from spine_nb.methods.payer.cv import STAGE_NOTEBOOKS, INFER_NOTEBOOK, EVAL_NOTEBOOK
     d.mkdir(parents=True, exist_ok=True); (d / "fail.json").write_text("[]")
     p = "csv: str = ''\nfold: int = 0\nnum_folds: int = 2\noutput_dir: str = ''\nepochs: int = 1\nseed: int = 0\npreset: str = 'paper'"
     for nb in STAGE_NOTEBOOKS.values():
@@ -112,7 +112,7 @@ def test_crashed_fold_job_is_reported(tmp_path):
 
 def test_slurm_parameter_mapping_without_slurm(tmp_path, monkeypatch):
     "make_executor('slurm') gives submitit's SlurmExecutor; the sbatch script it would submit carries our settings."
-    from spine_nb.cv import make_executor
+    from spine_nb.methods.payer.cv import make_executor
     (tmp_path / "bin").mkdir(); srun = tmp_path / "bin/srun"; srun.write_text("#!/bin/sh\nexit 0\n"); srun.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     ex = make_executor("slurm", tmp_path / "sub", timeout_min=120, gpus_per_job=1, cpus_per_task=8, mem_gb=32,
@@ -132,7 +132,7 @@ def test_slurm_parameter_mapping_without_slurm(tmp_path, monkeypatch):
 DDP_SCRIPT = r'''
 import sys, json, torch
 from torch.utils.data import DataLoader, TensorDataset
-from spine_nb.distributed import ddp_setup, ddp_wrap, ddp_sampler, unwrap, ddp_cleanup, is_main_process
+from spine_nb.training.distributed import ddp_setup, ddp_wrap, ddp_sampler, unwrap, ddp_cleanup, is_main_process
 info = ddp_setup(device="cpu")
 torch.manual_seed(100 + info.rank)   # different initial weights per rank: DDP must broadcast rank 0's
 model = ddp_wrap(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)), info)
@@ -186,7 +186,7 @@ def test_cv_two_folds_tiny_end_to_end(tmp_path):
         assert (run / f"fold_{k}/DONE.json").exists()
         for nb in REAL_NOTEBOOKS: assert (run / f"fold_{k}" / nb).exists(), nb
         for stage in ("spine", "vertebrae", "segmentation"):
-            assert (run / f"fold_{k}/models/{stage}/checkpoints/fold_{k}/best.pth").exists(), (k, stage)
+            assert (run / f"fold_{k}/models/payer/{stage}/checkpoints/fold_{k}/best.pth").exists(), (k, stage)
     import pandas as pd
     table = pd.read_csv(run / "cv_metrics.csv", index_col=0)
     assert "dice_mean" in table.index and table.loc["dice_mean", "n"] == 2

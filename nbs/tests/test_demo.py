@@ -11,8 +11,8 @@ def test_demo_quick_end_to_end(tmp_path):
     assert r.returncode in (0, 1), r.stderr[-3000:]  # 1: evaluation found missed vertebrae (tiny, one-epoch models)
     run = tmp_path / "outputs" / "demo"
     for f in ("03_explore.ipynb", "dicom_example_ct.nii.gz", "metrics.csv", "infer/summary.csv",
-              "models/spine/checkpoints/fold_0/best.pth", "models/vertebrae/checkpoints/fold_0/best.pth",
-              "models/segmentation/checkpoints/fold_0/best.pth"):
+              "models/payer/spine/checkpoints/fold_0/best.pth", "models/payer/vertebrae/checkpoints/fold_0/best.pth",
+              "models/payer/segmentation/checkpoints/fold_0/best.pth"):
         assert (run / f).is_file(), f"demo did not write {f}\n{r.stdout[-2000:]}"
     assert list((run / "infer").glob("*_qc.png")) and list((run / "explore").glob("*.png"))
     assert "Results:" in r.stdout

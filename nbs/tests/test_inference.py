@@ -9,8 +9,11 @@ import SimpleITK as sitk
 from conftest import ROOT
 
 from spine_nb.core import LANDMARK_IDS
-from spine_nb.inference import (LANDMARK_ORDER, FullPipelinePredictor, CheckpointError, InputError, fit_sequence_model, identify,
-                                infer_cli, random_checkpoints, save_random_checkpoint, is_complete, output_files, _prior_step)
+from spine_nb.anatomy import LANDMARK_ORDER, fit_sequence_model, identify, _prior_step
+from spine_nb.methods.payer.predictor import FullPipelinePredictor, infer_cli, random_checkpoints, save_random_checkpoint
+from spine_nb.training.checkpoint import CheckpointError
+from spine_nb.inference.predictor import InputError
+from spine_nb.inference.writers import is_complete, output_files
 from spine_nb.data.io import reorient, read_ctd, write_ctd, Centroids, write_image
 
 NORMAL = [l for l in LANDMARK_ORDER if l not in (25, 28)]
@@ -98,7 +101,8 @@ def test_identify_with_all_channel_scores(seq_model):
 
 def test_stage2_postprocessing_on_synthetic_heatmaps(seq_model):
     "heatmap_candidates + identify on 26 Gaussian heatmaps: a peak in the wrong channel, a second peak, a spurious blob."
-    from spine_nb.inference import Grid, heatmap_candidates
+    from spine_nb.data.geometry import Grid
+    from spine_nb.methods.payer.predictor import heatmap_candidates
     from spine_nb.transforms import gaussian_volume
     rng = np.random.default_rng(5); gt = synth_spine(NORMAL, rng)
     lumbar = {l: gt[l] for l in range(17, 25)}  # T10-L5
@@ -122,7 +126,7 @@ def test_stage2_postprocessing_on_synthetic_heatmaps(seq_model):
 
 
 def test_sequence_model_from_dataset_csv(tmp_path):
-    from spine_nb.inference import sequence_model_from_dataset, SequenceModel
+    from spine_nb.anatomy import sequence_model_from_dataset, SequenceModel
     rng = np.random.default_rng(9); rows = ["name,type,image_path,mask_path,centroid_json_path"]; sets = []
     for i in range(3):
         im = sitk.Image([8, 8, 8], sitk.sitkInt16); im.SetSpacing((2.0, 2.0, 3.0)); im.SetOrigin((5.0 * i, 0, 0))
@@ -294,7 +298,7 @@ def test_bad_inputs_raise_one_clear_error(predictor, tmp_path):
 def test_missing_and_mismatched_checkpoints(models, tmp_path):
     with pytest.raises(CheckpointError, match="missing spine checkpoint"): FullPipelinePredictor.from_model_dir(tmp_path)
     with pytest.raises(CheckpointError, match="fold_3"): FullPipelinePredictor.from_model_dir(models, folds=(3,))
-    ck = {s: models / s / "checkpoints" / "fold_0" / "best.pth" for s in ("spine", "vertebrae", "segmentation")}
+    ck = {s: models / "payer" / s / "checkpoints" / "fold_0" / "best.pth" for s in ("spine", "vertebrae", "segmentation")}
     with pytest.raises(CheckpointError, match="is a 'spine' checkpoint"): FullPipelinePredictor(ck["spine"], ck["spine"], ck["segmentation"], "cpu")
     other = save_random_checkpoint(tmp_path / "seg_cpu.pth", "segmentation", "cpu")  # different patch size/spacing
     with pytest.raises(CheckpointError, match="disagree"): FullPipelinePredictor(ck["spine"], ck["vertebrae"], [ck["segmentation"], other], "cpu")
@@ -370,7 +374,7 @@ def test_bench_small(tmp_path):
 
 def test_refine_with_masks_on_real_verse_vertebrae(real_data):
     "On verse004 (T9-L5), landmarks 5 mm off along the spine return to within 2 mm of the body centroids; across unchanged."
-    from spine_nb.inference import refine_with_masks
+    from spine_nb.methods.payer.predictor import refine_with_masks
     from spine_nb.data.io import read_image
     d = real_data / "verse004_labels_only"
     mask = read_image(d / "sub-verse004_seg-vert_msk.nii.gz")

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 from conftest import ROOT
+from spine_nb.core import verse_id
 from spine_nb.data.io import (SpineIOError, DicomSeriesError, CentroidFileError, DatasetError, MissingPathError, Centroids,
                               read_image, write_image, read_dicom_series, list_dicom_series, write_dicom_series,
                               orientation_code, reorient, resample_to_spacing, resample_like, read_ctd, write_ctd,
@@ -175,10 +176,12 @@ def _bad_inputs(tmp_path: Path) -> dict:
     (tmp_path / "broken_ctd.json").write_text('[{"direction": ["P", "I", "R"]}, {"label": 20, "X": 1.0, "Y": 2.0}]')
     (tmp_path / "nodir_ctd.json").write_text('[{"label": 20, "X": 1.0, "Y": 2.0, "Z": 3.0}]')
     (tmp_path / "notjson_ctd.json").write_text("[{'direction': ")
+    (tmp_path / "badseed_ctd.json").write_text('[{"name": "L1", "x": 1.0, "y": 2.0}]')
     return {"missing.nii.gz": (MissingPathError, "does not exist"), "notes.txt": (SpineIOError, "not an image"),
             "slice.nii.gz": (SpineIOError, "2D image"), "empty_dicom": (DicomSeriesError, "no DICOM series found"),
             "broken_ctd.json": (CentroidFileError, "exactly the keys label, X, Y, Z"), "nodir_ctd.json": (CentroidFileError, "direction"),
-            "notjson_ctd.json": (CentroidFileError, "invalid JSON")}
+            "notjson_ctd.json": (CentroidFileError, "invalid JSON"),
+            "badseed_ctd.json": (CentroidFileError, "exactly the keys name (or label), x, y, z")}
 
 
 def test_bad_input_raises_one_clear_error(tmp_path):
@@ -264,3 +267,67 @@ def test_dataset_csv_problems_are_all_listed(tmp_path):
     assert r.returncode == 1 and "3 problem(s)" in r.stderr and "Traceback" not in r.stderr
     (root / "bad.csv").write_text("name,image\nx,y\n")
     with pytest.raises(DatasetError, match="missing column"): read_dataset_csv(root / "bad.csv")
+
+
+# ---------------------------------------------------------------- seed-pipeline centroid files (world LPS mm)
+def _oblique_image() -> sitk.Image:
+    "A small image with anisotropic spacing and an oblique, non-LPS direction, so voxel and world coordinates differ everywhere."
+    im = sitk.Image(12, 10, 8, sitk.sitkInt16)
+    im.SetSpacing((0.8, 1.1, 2.5)); im.SetOrigin((-12.5, 30.25, 250.0))
+    c, s = np.cos(0.3), np.sin(0.3)
+    im.SetDirection((0.0, 0.0, -1.0, c, -s, 0.0, s, c, 0.0))  # columns: image axes in LPS
+    return im
+
+
+SEED_VOXELS = {"T12": (3, 4, 2), "L1": (5.5, 6.25, 4), "sacrum": (9, 8.5, 6.75)}
+
+
+def test_seed_centroid_file_in_dataset_csv(tmp_path):
+    "Seed files (name or label, x/y/z = SimpleITK LPS mm) in centroid_json_path read back as exactly the world points written."
+    img = _oblique_image()
+    world = {n: img.TransformContinuousIndexToPhysicalPoint(v) for n, v in SEED_VOXELS.items()}
+    write_image(img, tmp_path / "img" / "s0.nii.gz")
+    (tmp_path / "ctd").mkdir()
+    by_name, by_label = tmp_path / "ctd" / "s0_centroids.json", tmp_path / "ctd" / "s1_centroids.json"
+    by_name.write_text(json.dumps([{"name": n, "x": x, "y": y, "z": z} for n, (x, y, z) in world.items()]), encoding="utf-8")
+    by_label.write_text(json.dumps([{"label": verse_id(n), "x": x, "y": y, "z": z} for n, (x, y, z) in world.items()]), encoding="utf-8")
+    df = pd.DataFrame(dict(name=["s0", "s1"], type=["train", "val"], image_path=[str(tmp_path / "img" / "s0.nii.gz")] * 2,
+                           mask_path=[None, None], centroid_json_path=[str(by_name), str(by_label)]))
+    csv = write_dataset_csv(df, tmp_path / "dataset.csv")
+    assert "ctd/s0_centroids.json" in csv.read_text(encoding="utf-8")  # stored relative to the CSV
+    for _, row in read_dataset_csv(csv).iterrows():
+        ref = read_image(row["image_path"])
+        ctd = read_ctd(row["centroid_json_path"])
+        assert ctd.space == "world" and ctd.axcodes == ("L", "P", "S") and list(ctd.points) == [19, 20, 26]
+        got = ctd.to_world(ref)
+        for n, p in world.items(): assert got[verse_id(n)].tolist() == list(p), n  # exact, no reference involved
+        assert all(np.array_equal(ctd.to_world(sitk.Image(2, 2, 2, sitk.sitkUInt8))[k], v) for k, v in got.items())  # any reference
+        # the same points as voxel coordinates of the image (and as a VerSe file in PIR) are the voxels they were made from
+        vox = ctd.to_axcodes(ref, orientation_code(ref)).points
+        for n, v in SEED_VOXELS.items(): np.testing.assert_allclose(vox[verse_id(n)], v, atol=1e-9)
+        verse = read_ctd(write_ctd(ctd.to_axcodes(ref, "PIR"), tmp_path / f"{row['name']}_ctd.json"))
+        for k, v in verse.to_world(ref).items(): np.testing.assert_allclose(v, got[k], atol=1e-9)
+    assert read_ctd(write_ctd(read_ctd(by_name), tmp_path / "again.json")) == read_ctd(by_name)  # world centroids write back as seed files
+    assert info_cli([str(by_name)]) == 0
+
+
+@pytest.mark.parametrize("text, why", [
+    ("[]", "empty list"), ('{"L1": [1, 2, 3]}', "the top level is a JSON object"), ("not json", "invalid JSON"),
+    ('[{"name": "L1", "x": 1, "y": 2}]', "exactly the keys name (or label), x, y, z"),
+    ('[{"name": "L1", "x": "1.5", "y": 2, "z": 3}]', "numeric x, y, z"),
+    ('[{"name": "Q7", "x": 1, "y": 2, "z": 3}]', "unknown vertebra level 'Q7'"),
+    ('[{"label": 99, "x": 1, "y": 2, "z": 3}]', "99 is not a VerSe vertebra id"),
+    ('[{"name": "L1", "x": 1, "y": 2, "z": 3}, {"label": 20, "x": 4, "y": 5, "z": 6}]', "level L1 (VerSe id 20) appears twice"),
+    ('[{"id": 20, "pos": [1, 2, 3]}]', "neither a VerSe header"),
+])
+def test_malformed_seed_centroid_file_names_the_file(tmp_path, text, why):
+    "A centroid file in neither format, even when listed in a valid dataset CSV, raises CentroidFileError naming it and both layouts."
+    write_image(_oblique_image(), tmp_path / "s0.nii.gz")
+    bad = tmp_path / "broken_seed_centroids.json"; bad.write_text(text, encoding="utf-8")
+    csv = write_dataset_csv(pd.DataFrame(dict(name=["s0"], type=["train"], image_path=[str(tmp_path / "s0.nii.gz")], mask_path=[None],
+                                              centroid_json_path=[str(bad)])), tmp_path / "dataset.csv")
+    row = read_dataset_csv(csv).iloc[0]
+    with pytest.raises(CentroidFileError) as e: read_ctd(row["centroid_json_path"])
+    msg = str(e.value)
+    assert why in msg and "broken_seed_centroids.json" in msg, msg
+    assert '{"direction": ["P","I","R"]}' in msg and '{"name": "L1", "x": 12.3' in msg and "world LPS mm" in msg, msg

@@ -12,8 +12,7 @@ from scipy import ndimage
 from monai.metrics import compute_dice, compute_iou, compute_hausdorff_distance, compute_average_surface_distance
 
 from spine_nb.core import convert_labels
-from spine_nb.metrics import (VerSeMetrics, binary_metrics, identification_hits, mask_centroids, evaluate_dataset,
-                              evaluate_cli, summary_path, dataset_summary)
+from spine_nb.evaluation.metrics import VerSeMetrics, binary_metrics, identification_hits, mask_centroids, evaluate_dataset, evaluate_cli, summary_path, dataset_summary
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
 if not REAL.exists(): REAL = Path("/work/shared/data/real")
@@ -192,7 +191,7 @@ def test_identification_matches_verse_reference():
 
 @needs_real
 def test_identification_with_verse004_ctd():
-    from spine_nb.metrics import _read_ctd_world
+    from spine_nb.evaluation.metrics import _read_ctd_world
     img = _load("verse004_labels_only/sub-verse004_seg-vert_msk.nii.gz")
     ctd = _read_ctd_world(REAL / "verse004_labels_only/sub-verse004_seg-subreg_ctd.json", img)
     assert sorted(ctd) == list(range(16, 25))

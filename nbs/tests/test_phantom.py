@@ -124,8 +124,8 @@ def test_explore_notebook_papermill(tmp_path):
     if not pm.exists(): pytest.skip("papermill is not installed in .venv")
     env = {**os.environ, "SPINE_NB_DATA": str(tmp_path / "data"), "SPINE_NB_OUTPUTS": str(tmp_path / "outputs")}
     t0 = time.perf_counter()
-    res = subprocess.run([str(pm), str(ROOT / "nbs" / "03_explore.ipynb"), str(tmp_path / "out.ipynb"), "-p", "n_cases", "2",
-                          "-p", "seed", "1", "--cwd", str(ROOT / "nbs")], capture_output=True, text=True, encoding="utf-8", errors="replace", env=env, timeout=85)
+    res = subprocess.run([str(pm), str(ROOT / "nbs" / "pipelines" / "03_explore.ipynb"), str(tmp_path / "out.ipynb"), "-p", "n_cases", "2",
+                          "-p", "seed", "1", "--cwd", str(ROOT / "nbs" / "pipelines")], capture_output=True, text=True, encoding="utf-8", errors="replace", env=env, timeout=85)
     assert res.returncode == 0, res.stderr[-3000:]
     figs = sorted(p.name for p in (tmp_path / "outputs" / "explore").glob("*.png"))
     assert {"intensity_histograms.png", "vertebra_counts.png", "views_sub-phantom000.png", "views_sub-phantom001.png"} <= set(figs), figs

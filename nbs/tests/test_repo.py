@@ -26,7 +26,7 @@ def test_nbdev_export_and_clean_leave_no_diff(tmp_path):
 
 def test_notebooks_have_no_outputs_or_widget_state():
     import json
-    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+    for nb in sorted((ROOT / "nbs").rglob("*.ipynb")):
         d = json.loads(nb.read_text(encoding="utf-8"))
         assert "widgets" not in d.get("metadata", {}), f"{nb.name} carries widget state"
         for c in d["cells"]:
@@ -35,7 +35,7 @@ def test_notebooks_have_no_outputs_or_widget_state():
 
 def test_pipeline_notebooks_have_one_tagged_parameters_cell():
     import json
-    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+    for nb in sorted((ROOT / "nbs").rglob("*.ipynb")):
         cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
         tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
         exports = any("#| default_exp" in "".join(c["source"]) for c in cells)
@@ -57,7 +57,7 @@ def test_every_command_runs_as_module_with_help(mod):
 def test_papermill_understands_every_parameter():
     "papermill must parse each `name: type = value  # help` line, or `-p name value` is silently ignored."
     import json, re, papermill as pm
-    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+    for nb in sorted((ROOT / "nbs").rglob("*.ipynb")):
         cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
         src = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         if not src: continue

@@ -12,7 +12,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND
 def train(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     "Run `train_cli` in a fresh interpreter (the venv's python), as `spine-nb train` would."
     argv = list(map(str, args)) + ["--preset", "tiny", "--device", "cpu", "--no_progress"]
-    code = f"from spine_nb.training import train_cli; raise SystemExit(train_cli({argv!r}))"
+    code = f"from spine_nb.methods.payer.trainers import train_cli; raise SystemExit(train_cli({argv!r}))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", errors="replace", env=ENV, cwd=ROOT, timeout=300)
     if check: assert r.returncode == 0, r.stdout + r.stderr
     return r
@@ -28,9 +28,9 @@ def dataset(tmp_path_factory) -> Path:
 def test_train_one_epoch(dataset, tmp_path, stage):
     r = train("--stage", stage, "--csv", dataset, "--output", tmp_path, "--epochs", 1)
     assert "best validation loss" in r.stdout
-    ck = tmp_path / stage / "checkpoints" / "fold_0"
+    ck = tmp_path / "payer" / stage / "checkpoints" / "fold_0"
     assert {"best.pth", "latest.pth", "epoch_0000.pth"} <= {p.name for p in ck.iterdir()}
-    hist = json.loads((tmp_path / stage / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
+    hist = json.loads((tmp_path / "payer" / stage / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
     assert hist["epoch"] == [0] and all(v[0] is not None for k, v in hist.items() if k.endswith("loss"))
     import torch
     from spine_nb.networks import build_network
@@ -43,8 +43,10 @@ def test_train_one_epoch(dataset, tmp_path, stage):
 def check_sequence_model(dataset: Path, best: Path):
     "The stage-2 checkpoint carries the identification statistics of the training split, and inference reads them."
     import torch
-    from spine_nb.training import fit_train_sequence_model, load_dataset
-    from spine_nb.inference import load_stage_models, sequence_model_from_dataset
+    from spine_nb.methods.payer.trainers import fit_train_sequence_model
+    from spine_nb.training.config import load_dataset
+    from spine_nb.methods.payer.predictor import load_stage_models
+    from spine_nb.anatomy import sequence_model_from_dataset
     from spine_nb.data.io import read_dataset_csv
     tr, va = load_dataset(dataset, 0, 2)
     sm = torch.load(best, weights_only=False)["sequence_model"]
@@ -56,9 +58,9 @@ def check_sequence_model(dataset: Path, best: Path):
 
 def test_resume(dataset, tmp_path):
     train("--stage", "vertebrae", "--csv", dataset, "--output", tmp_path, "--epochs", 1)
-    latest = tmp_path / "vertebrae" / "checkpoints" / "fold_0" / "latest.pth"
+    latest = tmp_path / "payer" / "vertebrae" / "checkpoints" / "fold_0" / "latest.pth"
     train("--stage", "vertebrae", "--csv", dataset, "--output", tmp_path, "--epochs", 2, "--resume", latest)
-    hist = json.loads((tmp_path / "vertebrae" / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
+    hist = json.loads((tmp_path / "payer" / "vertebrae" / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
     assert hist["epoch"] == [0, 1]
     import torch
     assert torch.load(latest, weights_only=False)["epoch"] == 1
@@ -79,7 +81,7 @@ def test_bad_inputs(dataset, tmp_path):
     assert r.returncode == 2 and "labels [120] are not VerSe" in r.stdout and "spider_msk.nii.gz" in r.stdout, r.stdout + r.stderr
 
     train("--stage", "spine", "--csv", dataset, "--output", tmp_path / "o", "--epochs", 1)
-    ck = tmp_path / "o" / "spine" / "checkpoints" / "fold_0" / "latest.pth"
+    ck = tmp_path / "o" / "payer" / "spine" / "checkpoints" / "fold_0" / "latest.pth"
     r = train("--stage", "segmentation", "--csv", dataset, "--output", tmp_path / "o", "--resume", ck, check=False)
     assert r.returncode == 2 and "is a 'spine' checkpoint" in r.stdout, r.stdout + r.stderr
     r = train("--stage", "spine", "--csv", dataset, "--output", tmp_path / "o", "--resume", tmp_path / "nope.pth", check=False)
@@ -87,7 +89,7 @@ def test_bad_inputs(dataset, tmp_path):
 
 
 def test_cli_help():
-    r = subprocess.run([sys.executable, "-c", "from spine_nb.training import train_cli; train_cli(['--help'])"],
+    r = subprocess.run([sys.executable, "-c", "from spine_nb.methods.payer.trainers import train_cli; train_cli(['--help'])"],
                        capture_output=True, text=True, encoding="utf-8", errors="replace", env=ENV, cwd=ROOT)
     assert "spine-nb train" in r.stdout and "--resume" in r.stdout
 
@@ -100,9 +102,9 @@ def test_torchrun_ddp(dataset, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", env=ENV, cwd=tmp_path, timeout=280)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("best validation loss") == 1, r.stdout  # printed by the main process only
-    ck = tmp_path / "spine" / "checkpoints" / "fold_0"
+    ck = tmp_path / "payer" / "spine" / "checkpoints" / "fold_0"
     assert {"best.pth", "latest.pth", "epoch_0000.pth", "epoch_0001.pth"} <= {p.name for p in ck.iterdir()}
-    hist = json.loads((tmp_path / "spine" / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
+    hist = json.loads((tmp_path / "payer" / "spine" / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
     import math, torch
     assert hist["epoch"] == [0, 1] and all(math.isfinite(v) for v in hist["train_loss"] + hist["val_loss"])
     c = torch.load(ck / "latest.pth", weights_only=False)
@@ -121,11 +123,11 @@ def test_real_totalseg_all_stages(real_data, tmp_path):
     csv = write_dataset_csv(pd.DataFrame(rows), tmp_path / "real.csv")
     for stage in ("spine", "vertebrae", "segmentation"):
         train("--stage", stage, "--csv", csv, "--output", tmp_path / "run", "--epochs", 1, "--num_folds", 2)
-        ck = tmp_path / "run" / stage / "checkpoints" / "fold_0"
+        ck = tmp_path / "run" / "payer" / stage / "checkpoints" / "fold_0"
         assert (ck / "best.pth").exists() and (ck / "latest.pth").exists(), stage
-        hist = json.loads((tmp_path / "run" / stage / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
+        hist = json.loads((tmp_path / "run" / "payer" / stage / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
         assert all(math.isfinite(hist[k][0]) for k in ("train_loss", "val_loss")), (stage, hist)
-    sm = torch.load(tmp_path / "run" / "vertebrae" / "checkpoints" / "fold_0" / "best.pth", weights_only=False)["sequence_model"]
+    sm = torch.load(tmp_path / "run" / "payer" / "vertebrae" / "checkpoints" / "fold_0" / "best.pth", weights_only=False)["sequence_model"]
     assert {(p["from"], p["to"]) for p in sm["pairs"]} >= {(20, 21), (21, 22), (22, 23), (23, 24)}  # L1..L5 from the converted mask
 
 
@@ -137,12 +139,12 @@ def test_training_notebooks(tmp_path):
     os.environ.update(env, MPLBACKEND="Agg")
     try:
         for nb in ["10_train.spine.ipynb", "11_train.vertebrae.ipynb", "12_train.segmentation.ipynb"]:
-            pm.execute_notebook(str(ROOT / "nbs" / nb), str(tmp_path / nb), cwd=str(ROOT / "nbs"), progress_bar=False, kernel_name="python3")
+            pm.execute_notebook(str(ROOT / "nbs" / "pipelines" / nb), str(tmp_path / nb), cwd=str(ROOT / "nbs" / "pipelines"), progress_bar=False, kernel_name="python3")
     finally:
         for k, v in old.items():
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
     for stage in ("spine", "vertebrae", "segmentation"):
-        run = tmp_path / "outputs" / "train" / stage
+        run = tmp_path / "outputs" / "train" / "payer" / stage
         assert (run / "checkpoints" / "fold_0" / "best.pth").exists()
         assert {"targets.png", "history.png", "prediction.png"} <= {p.name for p in (run / "figures").iterdir()}
