@@ -14,9 +14,8 @@ from monai.networks.nets import UNet
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['BACKBONES', 'NETWORKS', 'PAPER_CONFIGS', 'PAPER_PATCH', 'PayerUNet', 'unet_backbone', 'check_input',
-           'SpineLocalizationNet', 'SCNOutput', 'SpatialConfigurationNet', 'VertebraSegmentationNet', 'build_network',
-           'count_parameters']
+__all__ = ['BACKBONES', 'NETWORKS', 'PayerUNet', 'unet_backbone', 'check_input', 'SpineLocalizationNet', 'SCNOutput',
+           'SpatialConfigurationNet', 'VertebraSegmentationNet', 'build_network', 'count_parameters']
 
 # %% ../nbs/05_networks.ipynb #4c0a0c6c
 def _conv(cin: int, cout: int, act, norm, dropout: float, kernel_size: int = 3) -> Convolution:
@@ -139,7 +138,6 @@ def check_input(x: torch.Tensor, # the network input
 # %% ../nbs/05_networks.ipynb #c9ff4dd1
 class SpineLocalizationNet(nn.Module):
     "Stage 1: `B×in_channels×D×H×W` image at 8 mm → `B×out_channels×D×H×W` spine heatmap (linear). D, H, W divisible by 2**(levels-1)."
-    stage = "spine"
     def __init__(self, in_channels: int = 1, # image channels
                  out_channels: int = 1, # heatmap channels
                  filters: int = 64, # base filters
@@ -150,7 +148,7 @@ class SpineLocalizationNet(nn.Module):
                  act="relu", # activation (Payer: ReLU)
                  norm=None): # normalisation (Payer: none)
         super().__init__()
-        self.config = dict(stage=self.stage, **{k: v for k, v in locals().items() if k not in ("self", "__class__")})
+        self.config = dict(name=type(self).__name__, **{k: v for k, v in locals().items() if k not in ("self", "__class__")})
         self.in_channels, self.multiple = in_channels, 2 ** (levels - 1)
         self.unet = unet_backbone(backbone, in_channels, out_channels, filters, levels, double_filters, dropout, act, norm)
 
@@ -181,7 +179,6 @@ def _spatial_layers(num_landmarks: int, # heatmap channels
 # %% ../nbs/05_networks.ipynb #c96af0ea
 class SpatialConfigurationNet(nn.Module):
     "Stage 2: `B×in_channels×D×H×W` image at 2 mm → `SCNOutput` of `B×num_landmarks×D×H×W` heatmaps; D, H, W divisible by lcm(2**(levels-1), spatial_downsample)."
-    stage = "vertebrae"
     def __init__(self, in_channels: int = 1, # image channels
                  num_landmarks: int = 26, # heatmap channels (spine_nb.core.LANDMARK_IDS order)
                  filters: int = 64, # filters of the local-appearance U-Net and of the SC convolutions
@@ -198,7 +195,7 @@ class SpatialConfigurationNet(nn.Module):
                  act=("leakyrelu", {"negative_slope": 0.1}), # activation (Payer: leaky ReLU 0.1)
                  norm=None): # normalisation (Payer: none)
         super().__init__()
-        self.config = dict(stage=self.stage, **{k: v for k, v in locals().items() if k not in ("self", "__class__")})
+        self.config = dict(name=type(self).__name__, **{k: v for k, v in locals().items() if k not in ("self", "__class__")})
         if spatial_downsample < 1 or sc_kernel % 2 == 0: raise ValueError(f"need spatial_downsample >= 1 and an odd sc_kernel, got {spatial_downsample}, {sc_kernel}")
         self.in_channels, self.spatial_downsample = in_channels, spatial_downsample
         self.multiple = math.lcm(2 ** (levels - 1), spatial_downsample)
@@ -219,7 +216,6 @@ def forward(self: SpatialConfigurationNet, x: torch.Tensor) -> SCNOutput:
 # %% ../nbs/05_networks.ipynb #4b461128
 class VertebraSegmentationNet(SpineLocalizationNet):
     "Stage 3: `B×2×D×H×W` (image, target-vertebra heatmap) → `B×out_channels×D×H×W` mask logits. D, H, W divisible by 2**(levels-1)."
-    stage = "segmentation"
     def __init__(self, in_channels: int = 2, # image + target-vertebra heatmap
                  out_channels: int = 1, # mask logits
                  filters: int = 64, # base filters
@@ -230,7 +226,6 @@ class VertebraSegmentationNet(SpineLocalizationNet):
                  act="relu", # activation (Payer: ReLU)
                  norm=None): # normalisation (Payer: none)
         super().__init__(in_channels, out_channels, filters, levels, backbone, double_filters, dropout, act, norm)
-        self.config["stage"] = self.stage
 
 # %% ../nbs/05_networks.ipynb #52a2069c
 @patch
@@ -239,13 +234,7 @@ def forward(self: VertebraSegmentationNet, x: torch.Tensor) -> torch.Tensor:
     return self.unet(x)
 
 # %% ../nbs/05_networks.ipynb #1ca83015
-NETWORKS: dict[str, type[nn.Module]] = {"spine": SpineLocalizationNet, "vertebrae": SpatialConfigurationNet,
-                                        "segmentation": VertebraSegmentationNet}
-PAPER_CONFIGS: dict[str, dict] = {
-    "spine": dict(filters=64, levels=5, dropout=0.5, act="relu"),
-    "vertebrae": dict(num_landmarks=26, filters=64, levels=4, spatial_downsample=4, sc_kernel=7, init_sigma=4.0, dropout=0.5),
-    "segmentation": dict(filters=64, levels=5, dropout=0.5, act="relu")}
-PAPER_PATCH: dict[str, tuple[int, int, int]] = {"spine": (128, 64, 64), "vertebrae": (128, 96, 96), "segmentation": (96, 128, 128)}
+NETWORKS: dict[str, type[nn.Module]] = {c.__name__: c for c in (SpineLocalizationNet, SpatialConfigurationNet, VertebraSegmentationNet)}
 
 # %% ../nbs/05_networks.ipynb #298a5019
 def _check_config(cls: type, # network class
@@ -257,12 +246,12 @@ def _check_config(cls: type, # network class
                              "Check the network config stored with the checkpoint.")
 
 # %% ../nbs/05_networks.ipynb #af00b394
-def build_network(stage: str, # 'spine' | 'vertebrae' | 'segmentation'
+def build_network(name: str, # a key of `NETWORKS`: the class name, e.g. 'SpatialConfigurationNet'
                   **cfg) -> nn.Module:
-    "Build the network of `stage` from keyword arguments, e.g. `build_network(**model.config)`."
-    if stage not in NETWORKS: raise ValueError(f"unknown stage {stage!r}; choose one of {list(NETWORKS)}")
-    _check_config(NETWORKS[stage], cfg)
-    return NETWORKS[stage](**cfg)
+    "Build the network class `name` from keyword arguments, e.g. `build_network(**model.config)`."
+    if name not in NETWORKS: raise ValueError(f"unknown network {name!r}; choose one of {list(NETWORKS)}")
+    _check_config(NETWORKS[name], cfg)
+    return NETWORKS[name](**cfg)
 
 # %% ../nbs/05_networks.ipynb #50508a1a
 def count_parameters(model: nn.Module, # any module

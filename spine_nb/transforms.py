@@ -9,21 +9,19 @@ from typing import Hashable, Mapping, Sequence
 import numpy as np
 import torch
 import SimpleITK as sitk
-from scipy import ndimage
 from monai.data import MetaTensor
-from monai.transforms import (Compose, Transform, MapTransform, RandomizableTransform, Orientationd, Spacingd, ScaleIntensityRanged,
-                              ScaleIntensityRangePercentilesd, RandAffined, Rand3DElasticd, RandShiftIntensityd,
-                              RandScaleIntensityd, ApplyTransformToPoints, BorderPad, SpatialCrop, ConcatItemsd, EnsureTyped, ToDeviced)
+from monai.transforms import (Compose, Transform, MapTransform, RandomizableTransform, ScaleIntensityRange, RandAffined, Rand3DElasticd, RandShiftIntensityd,
+                              RandScaleIntensityd, ApplyTransformToPoints, BorderPad, SpatialCrop)
 from fastcore.basics import patch
 from .core import LANDMARK_IDS, ANATOMICAL_ORDER, VERSE_NAMES
 
 # %% auto #0
-__all__ = ['LPS_TO_RAS', 'HU_WINDOW', 'sitk_to_metatensor', 'metatensor_to_sitk', 'landmarks_to_array', 'array_to_landmarks',
-           'world_to_voxel', 'label_convention', 'to_verse_mask', 'LoadSpineCased', 'case_centroids',
-           'canonical_transforms', 'intensity_transform', 'ModalityIntensityd', 'crop_or_pad', 'SpineCropd',
-           'LandmarksToVoxeld', 'gaussian_volume', 'LandmarkHeatmapsd', 'polyline_distance', 'SpineHeatmapd',
-           'VertebraCropd', 'spatial_augmentation', 'elastic_augmentation', 'intensity_augmentation', 'RandAxialFOVd',
-           'intensity_range', 'to_network']
+__all__ = ['LPS_TO_RAS', 'HU_WINDOW', 'MR_PERCENTILES', 'sitk_to_metatensor', 'metatensor_to_sitk', 'landmarks_to_array',
+           'array_to_landmarks', 'world_to_voxel', 'label_convention', 'to_verse_mask', 'LoadSpineCased',
+           'case_centroids', 'modality_kind', 'intensity_window', 'ScaleToWindow', 'ScaleToWindowd', 'IntensityWindowd',
+           'resample_to_grid', 'StageGridd', 'network_input', 'crop_or_pad', 'SpineCropd', 'LandmarksToVoxeld',
+           'gaussian_volume', 'LandmarkHeatmapsd', 'polyline_distance', 'SpineHeatmapd', 'VertebraCropd',
+           'spatial_augmentation', 'elastic_augmentation', 'intensity_augmentation', 'RandAxialFOVd']
 
 # %% ../nbs/04_transforms.ipynb #30a2d8a7
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # the same matrix maps RAS to LPS
@@ -107,12 +105,13 @@ def to_verse_mask(mask: sitk.Image, # label mask in `convention`
 
 # %% ../nbs/04_transforms.ipynb #d7989877
 class LoadSpineCased(MapTransform):
-    "Load `image`, optional `mask` and landmarks of one case (a dataset-CSV row or in-memory images) as `(1, X, Y, Z)` MetaTensors."
+    "Load `image`, optional `mask` and landmarks of one case (a dataset-CSV row or in-memory images) as `(1, X, Y, Z)` MetaTensors (or SimpleITK images)."
     def __init__(self, keys: Sequence[str] = ("image", "mask"), # volumes to load: `<key>` or `<key>_path` in the input
                  landmarks: bool = True, # also output `landmarks` (26, 3) RAS world mm and `landmark_valid` (26,)
-                 allow_missing_keys: bool = True):
+                 allow_missing_keys: bool = True,
+                 metatensor: bool = True): # False: keep the volumes as SimpleITK images (for `StageGridd`)
         super().__init__(keys, allow_missing_keys)
-        self.landmarks = landmarks
+        self.landmarks, self.metatensor = landmarks, metatensor
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
@@ -123,7 +122,7 @@ class LoadSpineCased(MapTransform):
                 if key == "image" or not self.allow_missing_keys: raise ValueError(f"case {d.get('name', '?')!r} has no {key!r} (nor {key}_path)")
                 continue
             images[key] = img
-            d[key] = sitk_to_metatensor(img, torch.float32 if key == "image" else torch.int16)
+            d[key] = sitk_to_metatensor(img, torch.float32 if key == "image" else torch.int16) if self.metatensor else img
         if self.landmarks:
             d["landmarks"], d["landmark_valid"] = landmarks_to_array(self._world_centroids(d, images))
         return d
@@ -166,42 +165,95 @@ def case_centroids(case: Mapping # a dataset-CSV row or case dict with `mask`/`m
     if not images: images["image"] = load._get(case, "image")
     return {int(k): np.asarray(v, float) for k, v in load._world_centroids(case, images).items()}
 
-# %% ../nbs/04_transforms.ipynb #71da0b46
-_RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+# %% ../nbs/04_transforms.ipynb #e41aedf6
+HU_WINDOW: tuple[float, float] = (-1000.0, 1500.0)  # CT intensities (HU) mapped to -1 and 1
+MR_PERCENTILES: tuple[float, float] = (1.0, 99.0)  # MRI intensities mapped to -1 and 1, as percentiles of the scan
 _MR_NAMES = ("mri", "mr", "t1", "t2", "t1w", "t2w")
 
-def canonical_transforms(spacing: Sequence[float], # target voxel size in mm (x, y, z)
-                         keys: Sequence[str] = ("image", "mask"), # the image first, then label volumes
-                         axcodes: str = "RAS", # canonical orientation
-                        ) -> list:
-    "Orientation to `axcodes` and resampling to `spacing` (labels: nearest neighbour)."
-    modes = ["bilinear"] + ["nearest"] * (len(keys) - 1)
-    return [Orientationd(keys, axcodes=axcodes, labels=_RAS_LABELS, allow_missing_keys=True),
-            Spacingd(keys, pixdim=tuple(float(s) for s in spacing), mode=modes, allow_missing_keys=True)]
-
-# %% ../nbs/04_transforms.ipynb #3694be4a
-def intensity_transform(modality: str = "ct", # 'ct' (Hounsfield units) or 'mri'
-                        key: str = "image", hu_window: tuple[float, float] = (-1000.0, 1500.0),
-                        percentiles: tuple[float, float] = (1.0, 99.0)):
-    "Scaling of `key` to [-1, 1]: a fixed HU window for CT, percentiles for MRI."
-    m = str(modality).lower()
-    if m == "ct": return ScaleIntensityRanged(key, a_min=hu_window[0], a_max=hu_window[1], b_min=-1.0, b_max=1.0, clip=True)
-    if m in _MR_NAMES:
-        return ScaleIntensityRangePercentilesd(key, lower=percentiles[0], upper=percentiles[1], b_min=-1.0, b_max=1.0, clip=True)
+def modality_kind(modality: str # a modality name: 'ct', or 'mri' / 'mr' / 't1' / 't2' / 't1w' / 't2w'
+                 ) -> str:
+    "'ct' or 'mri' for a modality name, else a `ValueError` naming the accepted ones."
+    m = str(modality).strip().lower()
+    if m == "ct" or m in _MR_NAMES: return "ct" if m == "ct" else "mri"
     raise ValueError(f"unknown modality {modality!r}; use 'ct' or 'mri'")
 
-# %% ../nbs/04_transforms.ipynb #503d02f4
-class ModalityIntensityd(MapTransform):
-    "`intensity_transform` of the case's own `modality` entry (a dataset-CSV column) when present, else of `default`."
-    def __init__(self, key: str = "image", default: str = "ct"):
-        super().__init__([key]); self.key, self.default = key, default
-        self._t = {m: intensity_transform(m, key) for m in ("ct", "mri")}
+# %% ../nbs/04_transforms.ipynb #39efe406
+def intensity_window(image: sitk.Image, # the whole scan
+                     modality: str = "ct", # 'ct' (Hounsfield units) or 'mri'
+                     hu_window: Sequence[float] = HU_WINDOW, # CT: the fixed window
+                     percentiles: Sequence[float] = MR_PERCENTILES, # MRI: percentiles of the scan at 4 mm
+                    ) -> tuple[float, float]:
+    "The intensities mapped to -1 and 1: the HU window for CT, percentiles of a 4 mm resampling for MRI."
+    if modality_kind(modality) == "ct": return float(hu_window[0]), float(hu_window[1])
+    from spine_nb.data.geometry import stage_grid
+    a = sitk.GetArrayFromImage(stage_grid(image, (4.0, 4.0, 4.0)).resample(image))  # a copy: a view of a temporary image would dangle
+    lo, hi = np.percentile(a[::2, ::2, ::2], percentiles)
+    return float(lo), float(max(hi, lo + 1e-3))
 
+# %% ../nbs/04_transforms.ipynb #f46a54e6
+class ScaleToWindow(Transform):
+    "Map intensities `window[0]`…`window[1]` linearly to -1…1, clipped; any shape, channel-first by convention."
+    def __init__(self, window: Sequence[float]): # (low, high) intensities
+        self.window = (float(window[0]), float(window[1]))
+    def __call__(self, img):
+        return ScaleIntensityRange(self.window[0], self.window[1], -1.0, 1.0, clip=True)(img)
+
+class ScaleToWindowd(MapTransform):
+    "`ScaleToWindow` of `keys` with the case's window (`window_key`, written by `IntensityWindowd`)."
+    def __init__(self, keys: Sequence[str] = ("image",), window_key: str = "intensity_window"):
+        super().__init__(keys); self.window_key = window_key
     def __call__(self, data):
-        m = data.get("modality")
-        m = str(m).lower() if isinstance(m, str) and m else str(self.default).lower()
-        if m != "ct" and m not in _MR_NAMES: raise ValueError(f"case {data.get('name', '?')!r}: unknown modality {m!r}; use 'ct' or 'mri'")
-        return self._t["ct" if m == "ct" else "mri"](data)
+        d = dict(data); t = ScaleToWindow(d[self.window_key])
+        for k in self.key_iterator(d): d[k] = t(d[k])
+        return d
+
+# %% ../nbs/04_transforms.ipynb #406f3cdc
+class IntensityWindowd(MapTransform):
+    "Store `intensity_window(d[key], modality)` as `d[out_key]`; `d[key]` is the SimpleITK scan (`LoadSpineCased(metatensor=False)`)."
+    def __init__(self, key: str = "image", default: str = "ct", # modality when the case has no `modality` entry
+                 hu_window: Sequence[float] = HU_WINDOW, percentiles: Sequence[float] = MR_PERCENTILES, out_key: str = "intensity_window"):
+        super().__init__([key]); self.key, self.default, self.out_key = key, default, out_key
+        self.hu_window, self.percentiles = tuple(hu_window), tuple(percentiles)
+    def __call__(self, data):
+        d = dict(data); m = d.get("modality")
+        m = m if isinstance(m, str) and m.strip() else self.default
+        try: d[self.out_key] = intensity_window(d[self.key], m, self.hu_window, self.percentiles)
+        except ValueError as e: raise ValueError(f"case {d.get('name', '?')!r}: {e}") from None
+        return d
+
+# %% ../nbs/04_transforms.ipynb #e6382ab3
+def resample_to_grid(image: sitk.Image, # image or label map, any geometry
+                     grid, # a `spine_nb.data.geometry.Grid`, e.g. a stage grid or a crop of one
+                     label: bool = False, # nearest neighbour (labels) instead of linear interpolation
+                     default: float = 0.0, # value outside the image
+                    ) -> MetaTensor:
+    "`(1, X, Y, Z)` MetaTensor of `image` resampled onto `grid` (float32 images, int16 labels)."
+    import SimpleITK as _s
+    out = grid.resample(image, _s.sitkNearestNeighbor if label else _s.sitkLinear, default, _s.sitkInt16 if label else _s.sitkFloat32)
+    return sitk_to_metatensor(out, torch.int16 if label else torch.float32)
+
+# %% ../nbs/04_transforms.ipynb #0e7714dc
+class StageGridd(MapTransform):
+    "Resample the SimpleITK volumes of `keys` (the image first) onto the RAS stage grid of `spacing` that covers the image; MetaTensors out."
+    def __init__(self, spacing: Sequence[float], # stage voxel size, mm (x, y, z)
+                 keys: Sequence[str] = ("image", "mask"), window_key: str = "intensity_window", allow_missing_keys: bool = True):
+        super().__init__(keys, allow_missing_keys); self.spacing, self.window_key = tuple(float(s) for s in spacing), window_key
+    def __call__(self, data):
+        from spine_nb.data.geometry import stage_grid
+        d = dict(data); first = self.keys[0]; g = stage_grid(d[first], self.spacing)
+        for k in self.key_iterator(d):
+            img = k == first
+            d[k] = resample_to_grid(d[k], g, label=not img, default=float(d.get(self.window_key, (0.0,))[0]) if img else 0.0)
+        return d
+
+# %% ../nbs/04_transforms.ipynb #d2e283eb
+def network_input(image: sitk.Image, # the whole scan
+                  grid, # the stage grid, or a crop of it (`Grid.crop`)
+                  window: Sequence[float], # `intensity_window(image, ...)`
+                 ) -> torch.Tensor:
+    "`(1, 1, X, Y, Z)` float32 network input: `image` on `grid`, scaled from `window` to [-1, 1] (outside the scan: -1)."
+    x = ScaleToWindow(window)(resample_to_grid(image, grid, default=float(window[0])))
+    return torch.as_tensor(x.as_tensor() if hasattr(x, "as_tensor") else x)[None].contiguous()
 
 # %% ../nbs/04_transforms.ipynb #c57c90fb
 def crop_or_pad(x: MetaTensor, # `(C, X, Y, Z)`
@@ -279,19 +331,15 @@ class LandmarksToVoxeld(MapTransform):
         return d
 
 # %% ../nbs/04_transforms.ipynb #ef8d3a03
-def gaussian_volume(shape: Sequence[int], points: np.ndarray, # `(N, 3)` voxel positions (NaN rows give zeros)
+def gaussian_volume(shape: Sequence[int], # `(X, Y, Z)` of the volumes
+                    points: np.ndarray, # `(N, 3)` voxel positions (NaN rows give zeros)
                     sigma: float | Sequence[float] = 2.0, # per landmark or shared, in voxels
                    ) -> np.ndarray:
-    "`(N, *shape)` float32 Gaussians with peak 1 at `points`."
-    pts = np.asarray(points, dtype=np.float32).reshape(-1, 3)
-    sig = np.broadcast_to(np.asarray(sigma, dtype=np.float32), (len(pts),))
-    out = np.zeros((len(pts), *shape), np.float32)
-    grids = [np.arange(n, dtype=np.float32) for n in shape]
-    for i, (p, s) in enumerate(zip(pts, sig)):
-        if np.isnan(p).any(): continue
-        g = [np.exp(-(ax - c) ** 2 / (2 * s * s)) for ax, c in zip(grids, p)]  # separable
-        out[i] = g[0][:, None, None] * g[1][None, :, None] * g[2][None, None, :]
-    return out
+    "`(N, *shape)` float32 Gaussians with peak 1 at `points`: `spine_nb.losses.gaussian_heatmaps`, the one implementation, as NumPy."
+    from spine_nb.losses import gaussian_heatmaps
+    pts = torch.as_tensor(np.asarray(points, np.float32).reshape(1, -1, 3))
+    sig = torch.as_tensor(np.broadcast_to(np.asarray(sigma, np.float32), (pts.shape[1],)).copy())
+    with torch.no_grad(): return gaussian_heatmaps(pts, ~torch.isnan(pts).any(-1), tuple(int(s) for s in shape), sig)[0].numpy()
 
 # %% ../nbs/04_transforms.ipynb #78da9a7d
 class LandmarkHeatmapsd(MapTransform):
@@ -430,24 +478,3 @@ class RandAxialFOVd(RandomizableTransform, MapTransform):
             x[..., :z0] = self.pad_values.get(key, 0.0); x[..., z0 + length:] = self.pad_values.get(key, 0.0)
             d[key] = x
         return d
-
-# %% ../nbs/04_transforms.ipynb #2e051192
-HU_WINDOW = (-1000.0, 1500.0)  # spine_nb.transforms.intensity_transform's CT default
-
-def intensity_range(image: sitk.Image, # input image (or a coarse resampling of it)
-                    modality: str = "ct", # 'ct' or 'mri'
-                    percentiles: tuple[float, float] = (1.0, 99.0)) -> tuple[float, float]:
-    "The intensities mapped to -1 and 1: the HU window for CT, the 1st/99th percentiles for MRI."
-    if str(modality).lower() == "ct": return HU_WINDOW
-    a = sitk.GetArrayViewFromImage(image)
-    lo, hi = np.percentile(a[::2, ::2, ::2], percentiles)
-    return float(lo), float(max(hi, lo + 1e-3))
-
-# %% ../nbs/04_transforms.ipynb #85f84f8e
-def to_network(image: sitk.Image, # image on a stage grid
-               window: tuple[float, float] | None = None, # intensities mapped to -1, 1 (None: no scaling)
-              ) -> torch.Tensor:
-    "`(1, 1, X, Y, Z)` float32 tensor of a SimpleITK image, optionally scaled to [-1, 1] with clipping."
-    a = torch.from_numpy(np.ascontiguousarray(sitk.GetArrayViewFromImage(image).transpose(2, 1, 0), dtype=np.float32))
-    if window: a = ((a - window[0]) / (window[1] - window[0]) * 2 - 1).clamp_(-1, 1)
-    return a[None, None]

@@ -33,10 +33,10 @@ def test_train_one_epoch(dataset, tmp_path, stage):
     hist = json.loads((tmp_path / "payer" / stage / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
     assert hist["epoch"] == [0] and all(v[0] is not None for k, v in hist.items() if k.endswith("loss"))
     import torch
-    from spine_nb.networks import build_network
+    from spine_nb.methods.payer.plan import build_stage_network
     c = torch.load(ck / "best.pth", weights_only=False)
     assert c["stage"] == stage and c["config"]["preset"] == "tiny"
-    build_network(stage, **c["network_config"]).load_state_dict(c["model"])  # self-describing
+    build_stage_network(stage, **c["network_config"]).load_state_dict(c["model"])  # self-describing
     if stage == "vertebrae": check_sequence_model(dataset, ck / "best.pth")
 
 

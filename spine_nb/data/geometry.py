@@ -78,6 +78,17 @@ def stage_grid(image: sitk.Image | Grid, # input image (only its geometry is use
     start = np.array([c[i] - (n[i] - 1) / 2 * sp[i] if size[i] else lo[i] + ((hi[i] - lo[i]) - (n[i] - 1) * sp[i]) / 2 for i in range(3)])
     return Grid(D @ start, sp, D.copy(), tuple(int(v) for v in n))
 
+# %% ../../nbs/01a_data.geometry.ipynb #d51cc814
+@patch
+def crop(self: Grid, center, # world point (mm) the box is centred on, to the nearest voxel of this grid
+         size: Sequence[int | None], # voxels per axis; None keeps the whole axis
+        ) -> Grid:
+    "The box of `size` voxels of this grid around `center`, on this grid's voxels."
+    c = self.world_to_index(center)[0]
+    n = [int(s) if s else int(self.size[i]) for i, s in enumerate(size)]
+    start = [int(np.round(c[i] - (n[i] - 1) / 2.0)) if size[i] else 0 for i in range(3)]
+    return Grid(self.index_to_world(start)[0], self.spacing.copy(), self.direction.copy(), tuple(n))
+
 # %% ../../nbs/01a_data.geometry.ipynb #9af6ad1e
 def distance_to_border(points, image: sitk.Image | Grid) -> np.ndarray:
     "Distance (mm) of world points to the nearest face of the image volume (negative outside)."

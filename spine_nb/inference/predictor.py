@@ -5,7 +5,7 @@
 # %% ../../nbs/09_inference.predictor.ipynb #a713a6c4
 from __future__ import annotations
 import resource, sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
@@ -76,6 +76,32 @@ class PredictionResult:
 def landmarks_world(self: PredictionResult) -> dict[int, np.ndarray]:
     "{VerSe id: world point} of the labelled landmarks."
     return {int(l["label"]): np.asarray(l["world"]) for l in self.landmarks}
+
+# %% ../../nbs/09_inference.predictor.ipynb #343244a1
+@patch
+def keys(self: PredictionResult) -> tuple[str, ...]:
+    "Names of the result's fields, the keys of its mapping view."
+    return tuple(f.name for f in fields(self))
+
+@patch
+def __contains__(self: PredictionResult, key: object # a field name
+                ) -> bool:
+    "Whether `key` is one of the result's field names."
+    return isinstance(key, str) and key in self.keys()
+
+@patch
+def __getitem__(self: PredictionResult, key: str # a field name, e.g. 'segmentation' or 'landmarks'
+               ):
+    "The field `key`, as `result.<key>`; a `KeyError` naming the valid keys for anything else."
+    if key not in self: raise KeyError(f"PredictionResult has no key {key!r}; valid keys: {', '.join(self.keys())}")
+    return getattr(self, key)
+
+@patch
+def get(self: PredictionResult, key: str, # a field name
+        default=None, # returned when `key` is not a field
+       ):
+    "The field `key`, or `default` when there is none."
+    return self[key] if key in self else default
 
 # %% ../../nbs/09_inference.predictor.ipynb #f94cb2bb
 def _peak_ram_mb() -> float:

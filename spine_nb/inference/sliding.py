@@ -23,7 +23,7 @@ class StageModel:
 # %% ../../nbs/09a_inference.sliding.ipynb #3ec02543
 def _forward(net, x: torch.Tensor, sigmoid: bool = False) -> torch.Tensor:
     "Network output (heatmaps of an SCN) for a batch; on CPU a single U-Net input is run as a batch of two (see below)."
-    dup = x.device.type == "cpu" and x.shape[0] == 1 and getattr(net, "stage", "") != "vertebrae"
+    dup = x.device.type == "cpu" and x.shape[0] == 1 and type(net).__name__ != "SpatialConfigurationNet"
     o = net(x.expand(2, *x.shape[1:]) if dup else x)
     o = (o.heatmaps if hasattr(o, "heatmaps") else o)[: x.shape[0]]
     return torch.sigmoid(o) if sigmoid else o

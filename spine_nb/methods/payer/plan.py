@@ -11,8 +11,9 @@ from fastcore.basics import patch
 from ...training.config import TrainConfig
 
 # %% auto #0
-__all__ = ['CONFIGS', 'STAGES', 'STAGE_DEFAULTS', 'PRESETS', 'StageConfig', 'SpineLocalizationConfig',
-           'VertebraeLocalizationConfig', 'VertebraeSegmentationConfig', 'get_config', 'config_from_dict']
+__all__ = ['CONFIGS', 'STAGES', 'STAGE_DEFAULTS', 'STAGE_NETWORKS', 'PRESETS', 'StageConfig', 'SpineLocalizationConfig',
+           'VertebraeLocalizationConfig', 'VertebraeSegmentationConfig', 'build_stage_network', 'get_config',
+           'config_from_dict']
 
 # %% ../../../nbs/20_methods.payer.plan.ipynb #ffe29fab
 @dataclass
@@ -48,7 +49,7 @@ class StageConfig(TrainConfig):
 # %% ../../../nbs/20_methods.payer.plan.ipynb #01002b20
 @patch
 def network_config(self: StageConfig) -> dict:
-    "Keyword arguments of `build_network(self.stage, ...)`."
+    "Keyword arguments of `build_stage_network(self.stage, ...)`."
     return {k: getattr(self, k) for k in self.NETWORK_FIELDS}
 
 # %% ../../../nbs/20_methods.payer.plan.ipynb #d9b498bc
@@ -101,6 +102,21 @@ CONFIGS: dict[str, type] = {"spine": SpineLocalizationConfig, "vertebrae": Verte
 # %% ../../../nbs/20_methods.payer.plan.ipynb #41619137
 STAGES: tuple[str, ...] = tuple(CONFIGS)  # the method's stages, in pipeline order
 STAGE_DEFAULTS: dict[str, dict] = {s: {k: getattr(c(), k) for k in ("spacing", "image_size", "heatmap_sigma", "modality")} for s, c in CONFIGS.items()}
+
+# %% ../../../nbs/20_methods.payer.plan.ipynb #85295c73
+STAGE_NETWORKS: dict[str, str] = {"spine": "SpineLocalizationNet", "vertebrae": "SpatialConfigurationNet",
+                                  "segmentation": "VertebraSegmentationNet"}
+
+# %% ../../../nbs/20_methods.payer.plan.ipynb #93938931
+def build_stage_network(stage: str, # 'spine', 'vertebrae' or 'segmentation'
+                        **cfg # keyword arguments of the network, e.g. `get_config(stage).network_config()`
+                       ) -> "torch.nn.Module":
+    "The network of `stage` built by `spine_nb.networks.build_network` from `cfg`."
+    from spine_nb.networks import build_network
+    if stage not in STAGE_NETWORKS: raise ValueError(f"unknown stage {stage!r}; choose one of {list(STAGE_NETWORKS)}")
+    name = cfg.pop("name", STAGE_NETWORKS[stage])
+    if name != STAGE_NETWORKS[stage]: raise ValueError(f"the {stage} network is a {STAGE_NETWORKS[stage]}, got a config of a {name}")
+    return build_network(name, **cfg)
 
 # %% ../../../nbs/20_methods.payer.plan.ipynb #8fed5bfc
 PRESETS: dict[str, dict[str, dict]] = {"paper": {"spine": {}, "vertebrae": {}, "segmentation": {}}}

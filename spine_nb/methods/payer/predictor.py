@@ -17,13 +17,14 @@ from tqdm.auto import tqdm
 from ...core import LANDMARK_IDS, verse_name, get_device, write_json, outputs_root
 from ...data.geometry import Grid, stage_grid, distance_to_border, from_network
 from ...anatomy import SequenceModel, identify, sequence_model_from_dataset
-from ...transforms import HU_WINDOW, intensity_range, to_network
+from ...transforms import HU_WINDOW, intensity_window, network_input, gaussian_volume
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints, run_paths
 from ...inference.sliding import StageModel, _ensemble, _ensemble_window, _ensemble_whole
 from ...inference.predictor import InputError, PredictionResult, check_image, landmarks_from, landmark_records, case_name, _peak_ram_mb
 from ...inference.writers import write_outputs
 from ...inference.batch import list_cases, run_batch
-from .plan import STAGES, STAGE_DEFAULTS
+from .plan import STAGES, STAGE_DEFAULTS, build_stage_network
+from .transforms import stage_plan
 from ...losses import heatmap_center, refine_peak, peak_centroid, heatmap_maxima
 
 # %% auto #0
@@ -37,19 +38,21 @@ def load_stage(path: str | Path, # a best.pth written by spine_nb.training
                stage: str, # the stage it must belong to: 'spine', 'vertebrae' or 'segmentation'
                device=None, # torch device (default: cpu)
               ) -> tuple[torch.nn.Module, dict, dict]:
-    "(network in eval mode, config with stage defaults, checkpoint metadata) of one checkpoint, checked."
-    from spine_nb.networks import build_network
+    "(network in eval mode, config with stage defaults and the preprocessing `plan`, checkpoint metadata) of one checkpoint, checked."
     p = Path(path)
     hint = f"train it with `spine-nb train --stage {stage}` or pass the right --model_dir"
     ckpt = read_checkpoint(p, f"{stage} checkpoint", hint)
     config, net_cfg, state = check_stage_checkpoint(ckpt, p, stage, hint, LANDMARK_IDS if stage == "vertebrae" else None)
     try:
-        net = build_network(stage, **{k: v for k, v in net_cfg.items() if k != "stage"})
+        net = build_stage_network(stage, **{k: v for k, v in net_cfg.items() if k != "stage"})
         net.load_state_dict(state)
     except (ValueError, RuntimeError, TypeError) as e:
         raise CheckpointError(f"{p}: weights and network config do not fit ({str(e).splitlines()[0]}); the checkpoint is incompatible with this spine_nb version") from None
     meta = {k: ckpt.get(k) for k in ("epoch", "fold", "version", "metric", "best_metric", "sequence_model") if k in ckpt}
-    return net.to(device or "cpu").eval(), {**STAGE_DEFAULTS[stage], **config}, {"path": str(p), **meta}
+    config = {**STAGE_DEFAULTS[stage], **config}
+    plan = ckpt.get("plan") or stage_plan({**config, "stage": stage, "network_config": net_cfg})  # checkpoints before plans: rebuilt from their config
+    config.update(spacing=plan["spacing"], image_size=plan["image_size"], heatmap_sigma=plan["heatmap_sigma"], modality=plan["intensity"]["modality"], plan=plan)
+    return net.to(device or "cpu").eval(), config, {"path": str(p), **meta}
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #5fca91f4
 def load_stage_models(paths, # one checkpoint path or several (folds, ensembled)
@@ -75,7 +78,7 @@ def spine_centroid_from_heatmap(heat: np.ndarray, # `(X, Y, Z)` spine heatmap
 def run_spine_stage(image: sitk.Image, models: StageModel, device, window) -> tuple[sitk.Image, np.ndarray]:
     "(spine heatmap on the stage-1 grid, spine centroid in world mm)."
     g = stage_grid(image, models.config["spacing"])
-    x = to_network(g.resample(image, default=window[0]), window)
+    x = network_input(image, g, window)
     fits = x.numel() <= 4 * int(np.prod(models.config["image_size"]))  # Payer: the whole scan at once
     heat = (_ensemble_whole(models, x, device) if fits else _ensemble_window(models, x, device))[0, 0].numpy()
     return from_network(heat, g), spine_centroid_from_heatmap(heat, g)
@@ -118,8 +121,8 @@ def heatmap_peaks(models: StageModel) -> np.ndarray:
 def run_vertebrae_stage(image: sitk.Image, models: StageModel, device, window, center) -> tuple[np.ndarray, Grid]:
     "(`(26, X, Y, Z)` heatmaps scaled so a target peak is 1, their grid) of stage 2 around the spine centroid `center`."
     size = models.config["image_size"]
-    g = stage_grid(image, models.config["spacing"], size=(size[0], size[1], None), center=center)
-    x = to_network(g.resample(image, default=window[0]), window)
+    g = stage_grid(image, models.config["spacing"]).crop(center, (size[0], size[1], None))  # the training crops' voxels
+    x = network_input(image, g, window)
     heat = _ensemble_window(models, x, device, overlap=0.5)[0].numpy()
     return heat / heatmap_peaks(models).astype(np.float32)[:, None, None, None], g
 
@@ -151,15 +154,14 @@ def keep_largest_components(labels: np.ndarray) -> np.ndarray:
 def run_segmentation_stage(image: sitk.Image, models: StageModel, device, window, landmarks: list[dict],
                            progress: bool = False, batch_size: int = 2) -> sitk.Image:
     "UInt8 label image (VerSe ids) on the input's grid from per-landmark crops (`batch_size` crops per forward pass)."
-    from spine_nb.transforms import gaussian_volume
-    cfg = models.config; size = [int(s) for s in cfg["image_size"]]
-    target = Grid.of(image)
+    cfg = models.config; size = [int(s) for s in cfg["image_size"]]; sigma = float(cfg["heatmap_sigma"])
+    target, full = Grid.of(image), stage_grid(image, cfg["spacing"])
     best = np.zeros(target.size[::-1], np.uint8); labels = np.zeros(target.size[::-1], np.uint8)
-    heat = torch.from_numpy(gaussian_volume(size, (np.asarray(size, float) - 1)[None] / 2, float(cfg["heatmap_sigma"])))[None]
     for i in tqdm(range(0, len(landmarks), batch_size), desc="segmentation", leave=False, disable=not progress):
         chunk = landmarks[i: i + batch_size]
-        grids = [stage_grid(image, cfg["spacing"], size=size, center=lm["world"]) for lm in chunk]
-        x = torch.cat([torch.cat([to_network(g.resample(image, default=window[0]), window), heat], 1) for g in grids]).to(device)
+        grids = [full.crop(lm["world"], size) for lm in chunk]  # boxes of the stage grid, as training cut them (`VertebraCropd`)
+        heats = [torch.from_numpy(gaussian_volume(size, g.world_to_index(lm["world"]), sigma))[None] for lm, g in zip(chunk, grids)]
+        x = torch.cat([torch.cat([network_input(image, g, window), h], 1) for g, h in zip(grids, heats)]).to(device)
         prob = _ensemble(models, x, sigmoid=True).cpu().numpy()
         for lm, g, p in zip(chunk, grids, prob): _paste(p[0], g, target, best, labels, int(lm["label"]))
     labels[best < 128] = 0
@@ -226,7 +228,9 @@ def _read_input(self: FullPipelinePredictor, image, case: str | None, t0: float)
 @patch
 def _window(self: FullPipelinePredictor, image: sitk.Image) -> tuple[float, float]:
     "Intensities mapped to -1 and 1 for this scan."
-    return intensity_range(stage_grid(image, (4.0, 4.0, 4.0)).resample(image), self.modality) if self.modality != "ct" else HU_WINDOW
+    plan = next((m.config.get("plan") for m in self.models.values() if m.config.get("plan")), None)
+    if plan is None: return intensity_window(image, self.modality)
+    it = plan["intensity"]; return intensity_window(image, it["modality"], it["hu_window"], it["percentiles"])
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #1a16450d
 @patch
@@ -320,13 +324,12 @@ def save_random_checkpoint(path: str | Path, # destination best.pth
     import spine_nb
     from spine_nb.methods.payer.plan import get_config
     from spine_nb.training.checkpoint import save_checkpoint
-    from spine_nb.networks import build_network
     cfg = get_config(stage, preset, **overrides); torch.manual_seed(seed)
-    net = build_network(stage, **cfg.network_config())
+    net = build_stage_network(stage, **cfg.network_config())
     if head_std:
         for name, m in net.named_modules():
             if name.endswith("head") and isinstance(m, torch.nn.Conv3d): torch.nn.init.normal_(m.weight, std=head_std)
-    return save_checkpoint(path, {"stage": stage, "config": cfg.to_dict(), "network_config": cfg.network_config(),
+    return save_checkpoint(path, {"stage": stage, "config": cfg.to_dict(), "network_config": cfg.network_config(), "plan": stage_plan(cfg),
                                   "label_ids": list(LANDMARK_IDS), "version": spine_nb.__version__, "epoch": -1, "fold": fold,
                                   "model": net.state_dict(), "random_init": True})
 

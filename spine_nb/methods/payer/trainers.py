@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from ...core import LANDMARK_IDS
 from ...training.config import TrainingInputError
 from ...training.trainer import Trainer
-from .plan import STAGES, PRESETS, get_config
+from .plan import STAGES, PRESETS, get_config, build_stage_network
 from ...losses import heatmap_center
 
 # %% auto #0
@@ -68,10 +68,10 @@ class PayerTrainer(Trainer):
         c = self.config
         return make_dataset(df, self.stage, c, train, c.cache_rate, c.num_workers, c.seed, device=device)
     def make_network(self) -> torch.nn.Module:
-        from spine_nb.networks import build_network
-        return build_network(self.stage, **self.config.network_config())
+        return build_stage_network(self.stage, **self.config.network_config())
     def describe(self) -> dict:
-        return {"network_config": self.config.network_config(), "label_ids": list(LANDMARK_IDS)}
+        from spine_nb.methods.payer.transforms import stage_plan
+        return {"network_config": self.config.network_config(), "plan": stage_plan(self.config), "label_ids": list(LANDMARK_IDS)}
 
 # %% ../../../nbs/20b_methods.payer.trainers.ipynb #39b20569
 class SpineLocalizationTrainer(PayerTrainer):

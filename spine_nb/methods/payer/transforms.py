@@ -8,10 +8,11 @@ from typing import Mapping
 import numpy as np
 import torch
 from monai.transforms import Compose, Transform, MapTransform, ConcatItemsd, ToDeviced
-from ...transforms import LoadSpineCased, canonical_transforms, ModalityIntensityd, SpineCropd, RandAxialFOVd, LandmarksToVoxeld, SpineHeatmapd, VertebraCropd, spatial_augmentation, elastic_augmentation, intensity_augmentation
+from ...transforms import LoadSpineCased, IntensityWindowd, StageGridd, ScaleToWindowd, modality_kind, HU_WINDOW, MR_PERCENTILES, SpineCropd, RandAxialFOVd, LandmarksToVoxeld, SpineHeatmapd, VertebraCropd, spatial_augmentation, elastic_augmentation, intensity_augmentation
+from .plan import STAGES
 
 # %% auto #0
-__all__ = ['AUG_DEFAULTS', 'STAGES', 'LabelsPresentd', 'get_transforms', 'FinalizeCased', 'make_dataset']
+__all__ = ['AUG_DEFAULTS', 'stage_plan', 'LabelsPresentd', 'get_transforms', 'FinalizeCased', 'make_dataset']
 
 # %% ../../../nbs/20a_methods.payer.transforms.ipynb #697bf86b
 AUG_DEFAULTS = dict(aug_prob=0.5, rotate_deg=10.0, scale=0.1, translate_vox=0.0, elastic_prob=0.0, intensity_shift=0.1,
@@ -25,12 +26,20 @@ def _cfg(config, name, default=None):
     return AUG_DEFAULTS.get(name, default) if v is None else v
 
 # %% ../../../nbs/20a_methods.payer.transforms.ipynb #884ea87f
-STAGES = ("spine", "vertebrae", "segmentation")
+def stage_plan(config # a stage config (object or dict): spacing, image_size, modality, heatmap_sigma
+              ) -> dict:
+    "The preprocessing plan of a stage: what training does to a scan, stored in checkpoints so that inference does the same."
+    net = config.network_config() if hasattr(config, "network_config") else _cfg(config, "network_config", None)
+    return {"method": "payer", "stage": _cfg(config, "stage"), "grid": "RAS stage grid covering the scan (spine_nb.data.geometry.stage_grid)",
+            "spacing": [float(s) for s in _cfg(config, "spacing")], "image_size": [int(s) for s in _cfg(config, "image_size")],
+            "intensity": {"modality": modality_kind(_cfg(config, "modality")), "hu_window": list(HU_WINDOW), "percentiles": list(MR_PERCENTILES)},
+            "heatmap_sigma": float(_cfg(config, "heatmap_sigma")), "network": net}
 
 def _base_transforms(config, train: bool) -> list:
-    "Loading, canonical orientation/spacing and intensity scaling (the deterministic, cached part)."
-    spacing = tuple(_cfg(config, "spacing"))
-    return [LoadSpineCased(("image", "mask")), *canonical_transforms(spacing), ModalityIntensityd("image", _cfg(config, "modality"))]
+    "Loading, the intensity window, resampling onto the stage grid and scaling (the deterministic, cached part), from the plan."
+    p = stage_plan(config); it = p["intensity"]
+    return [LoadSpineCased(("image", "mask"), metatensor=False), IntensityWindowd("image", it["modality"], it["hu_window"], it["percentiles"]),
+            StageGridd(p["spacing"]), ScaleToWindowd(("image",))]
 
 # %% ../../../nbs/20a_methods.payer.transforms.ipynb #8191e352
 def _spatial_aug(config, keys, modes, p: float, device=None):
