@@ -10,10 +10,10 @@ import numpy as np
 import torch
 import SimpleITK as sitk
 from monai.data import MetaTensor
-from monai.transforms import (Compose, Transform, MapTransform, RandomizableTransform, ScaleIntensityRange, RandAffined, Rand3DElasticd, RandShiftIntensityd,
+from monai.transforms import (Transform, MapTransform, RandomizableTransform, ScaleIntensityRange, RandAffined, Rand3DElasticd, RandShiftIntensityd,
                               RandScaleIntensityd, ApplyTransformToPoints, BorderPad, SpatialCrop)
 from fastcore.basics import patch
-from .core import LANDMARK_IDS, ANATOMICAL_ORDER, VERSE_NAMES
+from .core import LANDMARK_IDS, ANATOMICAL_ORDER
 
 # %% auto #0
 __all__ = ['LPS_TO_RAS', 'HU_WINDOW', 'MR_PERCENTILES', 'sitk_to_metatensor', 'metatensor_to_sitk', 'landmarks_to_array',

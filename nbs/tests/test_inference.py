@@ -1,4 +1,4 @@
-"""End-to-end tests of spine_nb.inference: identification, the three-stage predictor on tiny random-weight checkpoints
+"""End-to-end tests of the inference layers and the Payer predictor: identification, the three-stage predictor on tiny random-weight checkpoints
 (any input orientation gives the same world result), the output layout, batch behaviour and the CLI."""
 import csv, json, os, subprocess, sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Tests of spine_nb.metrics: agreement with MONAI on synthetic and real masks, the VerSe identification rule,
+"""Tests of spine_nb.evaluation.metrics: agreement with MONAI on synthetic and real masks, the VerSe identification rule,
 missing/extra vertebrae, speed, dataset evaluation and the `spine-nb evaluate` command."""
 from __future__ import annotations
 import json, shutil, subprocess, sys, time

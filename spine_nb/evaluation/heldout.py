@@ -33,7 +33,7 @@ def centerline_distances(heatmap: sitk.Image, # stage-1 spine heatmap (`Predicti
     return out
 
 # %% ../../nbs/10a_evaluation.heldout.ipynb #f3b2a7a5
-def heldout_case(predictor, # a `spine_nb.inference.FullPipelinePredictor`
+def heldout_case(predictor, # a predictor with `predict(image, landmarks=None, qc=False)`, e.g. `spine_nb.methods.payer.predictor.FullPipelinePredictor`
                  row: Mapping, # a dataset-CSV row (image_path, mask_path, centroid_json_path)
                 ) -> tuple[dict, list[dict]]:
     "(case metrics, per-vertebra stage-3 rows given the true centroids) of one held-out case."

@@ -11,7 +11,6 @@ import numpy as np
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 from ..core import VERSE_NAMES
-from ..data.io import DatasetError
 
 # %% auto #0
 __all__ = ['TrainConfig', 'TrainingInputError', 'check_masks', 'load_dataset']

@@ -95,7 +95,7 @@ def ddp_cleanup() -> None:
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../../nbs/07c_training.distributed.ipynb #b53cfc60
-def torchrun_command(script_and_args: list[str], # e.g. ['train.py', '--epochs', '3'] or ['-m', 'spine_nb.training', ...]
+def torchrun_command(script_and_args: list[str], # e.g. ['train.py', '--epochs', '3'] or ['-m', 'spine_nb.train', ...]
                      nproc_per_node: int = 2 # processes (GPUs) on this node
                     ) -> list[str]:
     "The `torchrun --standalone --nproc_per_node N ...` command (run with this interpreter) for a single-node job."

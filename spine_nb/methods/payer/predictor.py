@@ -14,10 +14,10 @@ import torch
 from fastcore.basics import patch
 from scipy import ndimage
 from tqdm.auto import tqdm
-from ...core import LANDMARK_IDS, verse_name, get_device, write_json, outputs_root
+from ...core import LANDMARK_IDS, get_device, write_json, outputs_root
 from ...data.geometry import Grid, stage_grid, distance_to_border, from_network
 from ...anatomy import SequenceModel, identify, sequence_model_from_dataset
-from ...transforms import HU_WINDOW, intensity_window, network_input, gaussian_volume
+from ...transforms import intensity_window, network_input, gaussian_volume
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints, run_paths
 from ...inference.sliding import StageModel, _ensemble, _ensemble_window, _ensemble_whole
 from ...inference.predictor import InputError, PredictionResult, check_image, landmarks_from, landmark_records, case_name, _peak_ram_mb
@@ -25,7 +25,7 @@ from ...inference.writers import write_outputs
 from ...inference.batch import list_cases, run_batch
 from .plan import STAGES, STAGE_DEFAULTS, build_stage_network
 from .transforms import stage_plan
-from ...losses import heatmap_center, refine_peak, peak_centroid, heatmap_maxima
+from ...losses import heatmap_center, refine_peak, peak_centroid
 
 # %% auto #0
 __all__ = ['load_stage', 'load_stage_models', 'spine_centroid_from_heatmap', 'run_spine_stage', 'heatmap_candidates',
@@ -34,7 +34,7 @@ __all__ = ['load_stage', 'load_stage_models', 'spine_centroid_from_heatmap', 'ru
            'infer_cli', 'bench_phantom', 'bench_parser', 'bench_cli']
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #4a4c2911
-def load_stage(path: str | Path, # a best.pth written by spine_nb.training
+def load_stage(path: str | Path, # a best.pth written by `spine-nb train` (a Payer stage trainer)
                stage: str, # the stage it must belong to: 'spine', 'vertebrae' or 'segmentation'
                device=None, # torch device (default: cpu)
               ) -> tuple[torch.nn.Module, dict, dict]:

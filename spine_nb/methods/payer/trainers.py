@@ -5,15 +5,13 @@
 # %% ../../../nbs/20b_methods.payer.trainers.ipynb #2c560bfa
 from __future__ import annotations
 import argparse
-from typing import Mapping
 import numpy as np
 import torch
 from fastcore.basics import patch
 from ...core import LANDMARK_IDS
 from ...training.config import TrainingInputError
 from ...training.trainer import Trainer
-from .plan import STAGES, PRESETS, get_config, build_stage_network
-from ...losses import heatmap_center
+from .plan import PRESETS, get_config, build_stage_network
 
 # %% auto #0
 __all__ = ['TRAINERS', 'centerline_error', 'landmark_metrics', 'dice_score', 'PayerTrainer', 'SpineLocalizationTrainer',
