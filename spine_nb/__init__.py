@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 __all__ = ['API', 'CommandModules']
 
 # %% ../nbs/99_package.ipynb #1a19d9ec
-import importlib, importlib.abc, importlib.machinery
+import importlib, importlib.abc, importlib.machinery, sys
 
 # %% ../nbs/99_package.ipynb #5c3c7005
 API: dict[str, str] = {  # top-level name -> module that defines it
@@ -47,4 +47,4 @@ class CommandModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return compile(f"import sys\nfrom spine_nb.cli import subcommand\nmain = subcommand({cmd!r})\n"
                        "if __name__ == '__main__': sys.exit(main(sys.argv[1:]))", f"<spine-nb {cmd}>", "exec")
 
-if not any(isinstance(f, CommandModules) for f in __import__("sys").meta_path): __import__("sys").meta_path.append(CommandModules())
+if not any(isinstance(f, CommandModules) for f in sys.meta_path): sys.meta_path.append(CommandModules())

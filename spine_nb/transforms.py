@@ -14,6 +14,7 @@ from monai.transforms import (Transform, MapTransform, RandomizableTransform, Sc
                               RandScaleIntensityd, ApplyTransformToPoints, BorderPad, SpatialCrop)
 from fastcore.basics import patch
 from .core import LANDMARK_IDS, ANATOMICAL_ORDER
+from .data.geometry import stage_grid
 
 # %% auto #0
 __all__ = ['LPS_TO_RAS', 'HU_WINDOW', 'MR_PERCENTILES', 'sitk_to_metatensor', 'metatensor_to_sitk', 'landmarks_to_array',
@@ -185,7 +186,6 @@ def intensity_window(image: sitk.Image, # the whole scan
                     ) -> tuple[float, float]:
     "The intensities mapped to -1 and 1: the HU window for CT, percentiles of a 4 mm resampling for MRI."
     if modality_kind(modality) == "ct": return float(hu_window[0]), float(hu_window[1])
-    from spine_nb.data.geometry import stage_grid
     a = sitk.GetArrayFromImage(stage_grid(image, (4.0, 4.0, 4.0)).resample(image))  # a copy: a view of a temporary image would dangle
     lo, hi = np.percentile(a[::2, ::2, ::2], percentiles)
     return float(lo), float(max(hi, lo + 1e-3))
@@ -228,8 +228,7 @@ def resample_to_grid(image: sitk.Image, # image or label map, any geometry
                      default: float = 0.0, # value outside the image
                     ) -> MetaTensor:
     "`(1, X, Y, Z)` MetaTensor of `image` resampled onto `grid` (float32 images, int16 labels)."
-    import SimpleITK as _s
-    out = grid.resample(image, _s.sitkNearestNeighbor if label else _s.sitkLinear, default, _s.sitkInt16 if label else _s.sitkFloat32)
+    out = grid.resample(image, sitk.sitkNearestNeighbor if label else sitk.sitkLinear, default, sitk.sitkInt16 if label else sitk.sitkFloat32)
     return sitk_to_metatensor(out, torch.int16 if label else torch.float32)
 
 # %% ../nbs/04_transforms.ipynb #0e7714dc
@@ -239,7 +238,6 @@ class StageGridd(MapTransform):
                  keys: Sequence[str] = ("image", "mask"), window_key: str = "intensity_window", allow_missing_keys: bool = True):
         super().__init__(keys, allow_missing_keys); self.spacing, self.window_key = tuple(float(s) for s in spacing), window_key
     def __call__(self, data):
-        from spine_nb.data.geometry import stage_grid
         d = dict(data); first = self.keys[0]; g = stage_grid(d[first], self.spacing)
         for k in self.key_iterator(d):
             img = k == first

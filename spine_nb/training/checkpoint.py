@@ -141,12 +141,11 @@ def find_checkpoints(model_dir: str | Path, # a run folder, or its <method> subf
                      method: str, stage: str, folds: Sequence[int] = (0,), name: str = "best.pth") -> list[Path]:
     "The checkpoint `name` of each fold of `stage`, else a `CheckpointError` saying what `model_dir` holds."
     root = Path(model_dir)
-    bases = [root / method, root, ] if root.name != method else [root]
-    for base in bases:
-        paths = [base / stage / "checkpoints" / f"fold_{int(k)}" / name for k in folds]
+    bases = [root] if root.name == method else [root / method, root]  # the method's folder first, then the older layout
+    candidates = [[b / stage / "checkpoints" / f"fold_{int(k)}" / name for k in folds] for b in bases]
+    for paths in candidates:
         if all(p.is_file() for p in paths): return paths
-    paths = [root / method / stage / "checkpoints" / f"fold_{int(k)}" / name for k in folds] if root.name != method else paths
-    missing = next(p for p in paths if not p.is_file())
+    missing = next(p for p in candidates[0] if not p.is_file())
     found = sorted(str(p.relative_to(root)) for p in root.rglob(f"checkpoints/fold_*/{name}")) if root.is_dir() else []
     raise CheckpointError(f"missing {stage} checkpoint {missing}; {model_dir} holds {found or 'no checkpoints'}. "
                           f"Train the stage (`spine-nb train --stage {stage} --fold {folds[0]}`), or pass --model_dir / --folds matching it")
