@@ -2,6 +2,7 @@
 #   make demo   build .venv (if missing) and run the main job on the synthetic default
 #   make test   build the same environment and run every test
 #   make accuracy  issue 3's measurement: train the cpu preset on 60 phantoms, score 10 held-out ones (~35 min on 2 cores)
+#   make realcheck the real-scan benchmark: run trained models (default: make accuracy's) on every scan of ../shared/data/real
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,10 +11,10 @@ STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy
+.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy realcheck
 
 help:
-	@echo "make demo | make test | make lab | make export | make accuracy"
+	@echo "make demo | make test | make lab | make export | make accuracy | make realcheck"
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,3 +49,12 @@ accuracy: env
 	$(BIN)/papermill nbs/pipelines/33_accuracy.heldout.ipynb $(ACCURACY_DIR)/33_accuracy.heldout.ipynb --log-output \
 	  -p run_dir $(abspath $(ACCURACY_DIR)) -p preset cpu -p n_train 60 -p n_test 10 -p spacing 0 -p device cpu
 	cat $(ACCURACY_DIR)/summary.json
+
+REALCHECK_DIR ?= outputs/realcheck
+REALCHECK_MODELS ?= outputs/accuracy/models
+REALCHECK_MRI_MODELS ?=
+realcheck: env
+	mkdir -p $(REALCHECK_DIR)
+	$(BIN)/papermill nbs/pipelines/34_realcheck.ipynb $(REALCHECK_DIR)/34_realcheck.ipynb --log-output \
+	  -p run_dir $(abspath $(REALCHECK_DIR)) -p model_dir $(abspath $(REALCHECK_MODELS)) -p mri_model_dir "$(REALCHECK_MRI_MODELS)" -p device cpu
+	cat $(REALCHECK_DIR)/realcheck_summary.json

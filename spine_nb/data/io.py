@@ -21,7 +21,8 @@ __all__ = ['IMAGE_SUFFIXES', 'WORLD_AXCODES', 'DATASET_COLUMNS', 'PATH_COLUMNS',
            'select_dicom_series', 'read_dicom_series', 'orientation_code', 'reorient', 'resample_to_spacing',
            'resample_like', 'reoriented_grid', 'voxel_to_world', 'world_to_voxel', 'Centroids', 'read_ctd', 'write_ctd',
            'centroids_from_mask', 'validate_dataset', 'read_dataset_csv', 'write_dataset_csv', 'discover_verse_bids',
-           'kfold_splits', 'fold_split', 'describe_image', 'describe', 'convert_dicom_cli', 'info_cli']
+           'discover_vertebral_bodies', 'kfold_splits', 'fold_split', 'describe_image', 'describe', 'convert_dicom_cli',
+           'info_cli']
 
 # %% ../../nbs/01_data.io.ipynb #d55a56cf
 class SpineIOError(ValueError):
@@ -466,11 +467,11 @@ def to_axcodes(self: Centroids, reference_image: sitk.Image, axcodes: str | Sequ
 
 # %% ../../nbs/01_data.io.ipynb #4d4c5665
 def _ctd_error(p: Path, why: str) -> CentroidFileError:
-    "CentroidFileError naming file `p`, saying `why` and showing the two accepted layouts."
+    "CentroidFileError naming file `p`, saying `why` and showing the three accepted layouts."
     return CentroidFileError(f"{p} is not a centroid file spine_nb can read: {why}. Expected a VerSe _ctd.json "
                              '[{"direction": ["P","I","R"]}, {"label": 20, "X": 1.0, "Y": 2.0, "Z": 3.0}, ...] (voxel coordinates) '
                              'or the seed pipeline\'s [{"name": "L1", "x": 12.3, "y": -40.1, "z": 310.0}, ...] '
-                             '(world LPS mm; "label": 20 may replace "name")')
+                             '(world LPS mm; "label": 20 may replace "name") or a body-centroid file {"body_centroids": {"20": [x, y, z], ...}} (world LPS mm)')
 
 # %% ../../nbs/01_data.io.ipynb #b2d54fce
 def _ctd_points(entries: list, # the file's entries after the header
@@ -516,13 +517,30 @@ def _is_seed(data: list) -> bool:
     head = data[0]
     return isinstance(head, dict) and "direction" not in head and ("name" in head or bool({"x", "y", "z"} & set(head)))
 
+# %% ../../nbs/01_data.io.ipynb #3c68636a
+def _body_points(data: dict, # the file's JSON object
+                 p: Path) -> dict[int, tuple]: # the file, for messages
+    "`{VerSe id: (x, y, z)}` of a body-centroid file's `body_centroids` (world LPS mm), checking ids and numbers."
+    pts = data["body_centroids"]
+    if not isinstance(pts, dict) or not pts: raise _ctd_error(p, 'its "body_centroids" must be a non-empty object {"20": [x, y, z], ...}')
+    out = {}
+    for k, v in pts.items():
+        try: lab = int(k)
+        except ValueError: raise _ctd_error(p, f'body_centroids key {k!r} is not a VerSe id (an integer such as "20")') from None
+        if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
+            raise _ctd_error(p, f"body_centroids[{k!r}] is {v!r}; it needs three finite numbers (world LPS mm)")
+        out[lab] = tuple(float(x) for x in v)
+    return out
+
 # %% ../../nbs/01_data.io.ipynb #6e9dfa06
-def read_ctd(path: str | Path, # centroid JSON: a VerSe `_ctd.json` (voxel coordinates) or the seed's list (world LPS mm)
+def read_ctd(path: str | Path, # centroid JSON: a VerSe `_ctd.json` (voxel coordinates), the seed's list or a body-centroid file (world LPS mm)
             ) -> Centroids:
-    "Read a VerSe (`[{'direction': [...]}, {'label': id, 'X':…}, …]`) or seed (`[{'name': 'L1', 'x':…}, …]`) centroid file."
+    "Read a VerSe (`[{'direction': [...]}, {'label': id, 'X':…}, …]`), seed (`[{'name': 'L1', 'x':…}, …]`) or body-centroid (`{'body_centroids': {'20': [x, y, z]}}`) centroid file."
     p = _require(path, "centroid file")
     try: data = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise _ctd_error(p, f"invalid JSON ({e})") from None
+    if isinstance(data, dict) and "body_centroids" in data:
+        return Centroids(WORLD_AXCODES, _body_points(data, p), {k: v for k, v in data.items() if k != "body_centroids"}, space="world")
     if not isinstance(data, list): raise _ctd_error(p, f"the top level is {'a JSON object ' if isinstance(data, dict) else ''}{json.dumps(data)[:60]}, not a list")
     if not data: raise _ctd_error(p, "it is an empty list (no centroids)")
     if _is_seed(data): return Centroids(WORLD_AXCODES, _seed_points(data, p), space="world")
@@ -683,6 +701,22 @@ def discover_verse_bids(root: str | Path, # folder holding rawdata/ and derivati
     df = pd.DataFrame(rows, columns=DATASET_COLUMNS + ["subject", "modality"]).sort_values("name", ignore_index=True)
     for c in PATH_COLUMNS: df[c] = pd.Series([v if _present(v) else None for v in df[c]], index=df.index, dtype=object)
     return df
+
+# %% ../../nbs/01_data.io.ipynb #45aabedb
+def discover_vertebral_bodies(root: str | Path, # folder of case folders (e.g. ../shared/data/real/mri_vertebral_bodies)
+                              default_type: str = "test", # split role of the rows
+                             ) -> pd.DataFrame:
+    "Dataset table (DATASET_COLUMNS + modality, reference='body') of MRI case folders with vertebral-body masks and body centroids."
+    import pandas as pd
+    root = _require(root, "vertebral-body dataset folder"); rows = []
+    for ctd in sorted(root.glob("*/*_body_centroids.json")):
+        case, d = ctd.name[: -len("_body_centroids.json")], ctd.parent
+        img, msk = d / f"{case}_mri.nii.gz", d / f"{case}_seg-body_msk.nii.gz"
+        if not img.exists(): raise DatasetError(f"{ctd} has no image {img.name} beside it; each case folder needs <case>_mri.nii.gz")
+        rows.append(dict(name=case, type=default_type, image_path=str(img), mask_path=str(msk) if msk.exists() else None,
+                         centroid_json_path=str(ctd), modality="mri", reference="body"))
+    if not rows: raise DatasetError(f"no <case>/<case>_body_centroids.json under {root}; is it a vertebral-body MRI folder?")
+    return pd.DataFrame(rows, columns=DATASET_COLUMNS + ["modality", "reference"])
 
 # %% ../../nbs/01_data.io.ipynb #2e378312
 def _fold_groups(df: pd.DataFrame, # dataset table
