@@ -233,7 +233,7 @@ def resample_to_grid(image: sitk.Image, # image or label map, any geometry
 
 # %% ../nbs/04_transforms.ipynb #0e7714dc
 class StageGridd(MapTransform):
-    "Resample the SimpleITK volumes of `keys` (the image first) onto the RAS stage grid of `spacing` that covers the image; MetaTensors out."
+    "Resample the SimpleITK volumes of `keys` (the image first) onto the stage grid of `spacing` on the image's canonical axes, covering it; MetaTensors out."
     def __init__(self, spacing: Sequence[float], # stage voxel size, mm (x, y, z)
                  keys: Sequence[str] = ("image", "mask"), window_key: str = "intensity_window", allow_missing_keys: bool = True):
         super().__init__(keys, allow_missing_keys); self.spacing, self.window_key = tuple(float(s) for s in spacing), window_key

@@ -2,8 +2,8 @@
 
 Training builds it with the validation transforms of each stage (`spine_nb.methods.payer.transforms.get_transforms(stage,
 config, train=False)`); the predictor with `run_spine_stage` / `run_vertebrae_stage` / `run_segmentation_stage`, whose
-networks here only record their input. Both resample with the same functions onto the same stage grid, so the voxels are
-the same points and the values agree to float rounding."""
+networks here only record their input. Both resample with the same functions onto the same stage grid (the scan's own axes in RAS order, oblique scans
+included), so the voxels are the same points and the values agree to float rounding."""
 import numpy as np
 import pytest
 import torch
@@ -24,10 +24,19 @@ class Recorder(torch.nn.Module):
     def forward(self, x): self.inputs.append(x.detach().clone()); return x[:, :1]
 
 
-@pytest.fixture(scope="module", params=["ct", "mr"])
+@pytest.fixture(scope="module", params=["ct", "mr", "ct-oblique"])
 def case(request):
-    ph = make_phantom(3, modality=request.param, fov="thoracolumbar", spacing=(2.0, 2.0, 2.0))
-    return {"name": "p", "image": ph["image"], "mask": ph["mask"], "centroids": ph["centroids"], "modality": request.param}
+    modality, oblique = request.param.split("-")[0], 12.0 if request.param.endswith("oblique") else 0.0
+    ph = make_phantom(3, modality=modality, fov="thoracolumbar", spacing=(2.0, 2.0, 2.0), oblique=oblique)
+    return {"name": "p", "image": ph["image"], "mask": ph["mask"], "centroids": ph["centroids"], "modality": modality}
+
+
+def test_stage_grids_follow_the_scan_axes(case):
+    "An axis-aligned scan gets RAS stage grids; an oblique one keeps its tilt (no rotation is resampled)."
+    from spine_nb.data.geometry import RAS_DIRECTION
+    D, Dg = stage_grid(case["image"], (4.0, 4.0, 4.0)).direction, np.asarray(case["image"].GetDirection()).reshape(3, 3)
+    assert np.allclose(np.abs(D.T @ Dg).max(0), 1.0, atol=1e-9)  # every stage axis is one of the scan's axes
+    assert np.allclose(D, RAS_DIRECTION) == np.allclose(np.abs(Dg), np.round(np.abs(Dg)), atol=1e-9)
 
 
 def _offset(inner_affine, outer_affine) -> np.ndarray:

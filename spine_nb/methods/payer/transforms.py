@@ -30,7 +30,7 @@ def stage_plan(config # a stage config (object or dict): spacing, image_size, mo
               ) -> dict:
     "The preprocessing plan of a stage: what training does to a scan, stored in checkpoints so that inference does the same."
     net = config.network_config() if hasattr(config, "network_config") else _cfg(config, "network_config", None)
-    return {"method": "payer", "stage": _cfg(config, "stage"), "grid": "RAS stage grid covering the scan (spine_nb.data.geometry.stage_grid)",
+    return {"method": "payer", "stage": _cfg(config, "stage"), "grid": "stage grid on the scan's canonical axes, covering it (spine_nb.data.geometry.stage_grid)",
             "spacing": [float(s) for s in _cfg(config, "spacing")], "image_size": [int(s) for s in _cfg(config, "image_size")],
             "intensity": {"modality": modality_kind(_cfg(config, "modality")), "hu_window": list(HU_WINDOW), "percentiles": list(MR_PERCENTILES)},
             "heatmap_sigma": float(_cfg(config, "heatmap_sigma")), "network": net}
