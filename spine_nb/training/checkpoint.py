@@ -4,7 +4,7 @@
 
 # %% ../../nbs/07a_training.checkpoint.ipynb #53e92b96
 from __future__ import annotations
-import dataclasses, json, random
+import dataclasses, json, pickle, random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -14,9 +14,9 @@ from ..core import atomic_write
 from .config import TrainingInputError
 
 # %% auto #0
-__all__ = ['LEGACY_FIELDS', 'CheckpointError', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'check_checkpoint',
-           'rng_state', 'set_rng_state', 'checkpoint_parts', 'check_stage_checkpoint', 'RunPaths', 'run_paths',
-           'find_checkpoints']
+__all__ = ['SAFE_GLOBALS', 'LEGACY_FIELDS', 'CheckpointError', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
+           'check_checkpoint', 'rng_state', 'set_rng_state', 'checkpoint_parts', 'check_stage_checkpoint', 'RunPaths',
+           'run_paths', 'find_checkpoints']
 
 # %% ../../nbs/07a_training.checkpoint.ipynb #842cf187
 class CheckpointError(TrainingInputError):
@@ -29,6 +29,15 @@ def save_checkpoint(path: str | Path, # destination, e.g. `RunPaths.best`
     "`torch.save` `state` to `path` atomically."
     return atomic_write(path, lambda p: torch.save(dict(state), p))
 
+# %% ../../nbs/07a_training.checkpoint.ipynb #500751c8
+def _numpy_globals() -> list:
+    "NumPy's array, dtype and scalar reconstructors (data only), under NumPy 2 (`numpy._core`) or 1 (`numpy.core`)."
+    mm = getattr(getattr(np, "_core", None), "multiarray", None) or np.core.multiarray
+    dts = [getattr(np.dtypes, n) for n in dir(getattr(np, "dtypes", object)) if n.endswith("DType")]
+    return [mm._reconstruct, mm.scalar, np.ndarray, np.dtype, *dts]
+
+SAFE_GLOBALS: list = _numpy_globals()  # globals a checkpoint may name besides torch's own (data reconstructors only)
+
 # %% ../../nbs/07a_training.checkpoint.ipynb #8eb16747
 def read_checkpoint(path: str | Path, # a .pth written by `save_checkpoint`
                     what: str = "checkpoint", # how to call it in messages, e.g. 'vertebrae checkpoint'
@@ -37,7 +46,13 @@ def read_checkpoint(path: str | Path, # a .pth written by `save_checkpoint`
     "The checkpoint dict stored at `path`, else a `CheckpointError` (missing, unreadable, not a dict)."
     p = Path(path)
     if not p.is_file(): raise CheckpointError(f"{what} {p} does not exist; {hint}")
-    try: ck = torch.load(p, map_location=map_location, weights_only=False)
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS): ck = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e): raise CheckpointError(f"{what} {p} cannot be read (UnpicklingError: {str(e)[:200]}); {hint}") from None
+        bad = str(e).split("Unsupported global:")[-1].split(" was not")[0].strip()
+        raise CheckpointError(f"{what} {p} was refused: it names {bad}, code that loading would run (spine_nb checkpoints hold only "
+                              f"tensors and plain data). Use checkpoints from a source you trust; {hint}") from None
     except Exception as e: raise CheckpointError(f"{what} {p} cannot be read ({type(e).__name__}: {e}); {hint}") from None
     if not isinstance(ck, Mapping): raise CheckpointError(f"{p} is not a spine_nb checkpoint (a {type(ck).__name__}); {hint}")
     return dict(ck)
