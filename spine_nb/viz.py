@@ -247,11 +247,12 @@ def qc_figure(image, # SimpleITK image or path
               landmarks: Mapping[int, Iterable[float]] | None = None, # {verse_id: world-mm xyz}
               title: str | None = None, # figure title (e.g. the case name)
               opacity: float = 0.45, # label overlay alpha
-              height: float = 6.0) -> Figure: # figure height in inches
+              height: float = 6.0, # figure height in inches
+              max_width: float = 24.0) -> Figure: # widest figure in inches (a thin slab is drawn lower instead of wider)
     "QC snapshot: sagittal and coronal centre slice and MIP with label colours and level names, patient upright."
     vol = DisplayVolume(image, labels, landmarks)
     views = [plane(vol, "sagittal"), plane(vol, "sagittal", mip=True), plane(vol, "coronal"), plane(vol, "coronal", mip=True)]
-    ar = _aspect_ratios(views)
+    ar = _aspect_ratios(views); height = min(height, (max_width - 0.4) / sum(ar))
     fig = Figure(figsize=(max(height * sum(ar) + 0.4, 4), height + (0.4 if title else 0)), facecolor="black")
     axs = fig.subplots(1, 4, gridspec_kw=dict(width_ratios=ar))
     for ax, v in zip(axs, views):

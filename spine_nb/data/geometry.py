@@ -65,10 +65,10 @@ def to_dict(self: Grid) -> dict:
 def canonical_axes(direction # 3×3 direction (columns: the grid's axes in LPS world), or 9 numbers
                   ) -> np.ndarray:
     "3×3 direction of the grid's own axes permuted and flipped to point nearest R, A, S (RAS_DIRECTION for an axis-aligned grid)."
-    Dg = np.asarray(direction, float).reshape(3, 3); D = np.zeros((3, 3)); used = set()
-    for i in np.argsort(-np.abs(RAS_DIRECTION.T @ Dg).max(1)):  # the best-aligned RAS axis picks first
-        dots = RAS_DIRECTION[:, i] @ Dg; j = max((k for k in range(3) if k not in used), key=lambda k: abs(dots[k]))
-        used.add(j); D[:, i] = np.sign(dots[j]) * Dg[:, j]
+    from nibabel.orientations import io_orientation
+    Dg = np.asarray(direction, float).reshape(3, 3); D = np.zeros((3, 3))
+    for j, (i, flip) in enumerate(io_orientation(np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.block([[Dg, np.zeros((3, 1))], [np.zeros((1, 3)), 1.0]]))):
+        D[:, int(i)] = flip * Dg[:, j]  # nibabel: input axis j points along RAS axis i (flip -1: backwards)
     return D
 
 # %% ../../nbs/01a_data.geometry.ipynb #3d4d5b69

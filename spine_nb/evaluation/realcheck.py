@@ -12,7 +12,7 @@ import pandas as pd
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 from ..core import VERSE_NAMES, LANDMARK_IDS, convert_labels
-from ..data.io import read_image, read_ctd, centroids_from_mask, resample_like, discover_vertebral_bodies, real_data_root
+from ..data.io import read_image, write_image, read_ctd, centroids_from_mask, resample_like, discover_vertebral_bodies, real_data_root
 from .metrics import identification_hits, VerSeMetrics, _grid_differences
 
 # %% auto #0
@@ -35,7 +35,7 @@ def real_cases(root: str | Path | None = None, # the real-data folder (default: 
               ) -> pd.DataFrame:
     "Table (name, image_path, mask_path, centroid_json_path, convention, modality, reference) of the real scans present under `root`."
     root = Path(root) if root is not None else real_data_root()
-    if root is None or not Path(root).is_dir():
+    if root is None or not root.is_dir():
         raise FileNotFoundError(f"no real-data folder at {root}; set SPINE_NB_SHARED or put the data in ../shared/data/real beside the project")
     rows = [dict(s, image_path=str(root / s["image"]), mask_path=str(root / s["mask"]) if s["mask"] else None, centroid_json_path=None)
             for s in REAL_SCANS if (root / s["image"]).exists()]
@@ -60,11 +60,11 @@ def body_scores(pred_seg: sitk.Image, # predicted VerSe label map (any grid in t
     "Per body level: landmark right and its distance, mask level and whether right, body coverage, predicted volume over body volume."
     p, b = _on_grid(pred_seg, body_mask), sitk.GetArrayFromImage(body_mask).astype(np.int64)
     hits = identification_hits(dict(pred_landmarks), dict(body_centroids), max_dist)
-    rows = []
+    rows, volume = [], np.bincount(p.ravel())  # predicted voxels per label
     for lab in sorted(int(l) for l in np.unique(b) if l > 0):
         inside = p[b == lab]; fg = inside[inside > 0]
         major = int(np.bincount(fg).argmax()) if fg.size else 0
-        n_pred = int(np.count_nonzero(p == lab))
+        n_pred = int(volume[lab]) if lab < len(volume) else 0
         d = float(np.linalg.norm(np.asarray(pred_landmarks[lab]) - np.asarray(body_centroids[lab]))) if lab in pred_landmarks and lab in body_centroids else float("nan")
         rows.append(dict(label=lab, level=VERSE_NAMES.get(lab, str(lab)), landmark_right=bool(hits.get(lab, False)), landmark_dist_mm=d,
                          mask_level=major, mask_level_right=major == lab, coverage=float(np.mean(inside == lab)),
@@ -105,7 +105,6 @@ def realcheck_case(predictors: Mapping[str, object], # {modality: predictor}
     case = dict(case=row["name"], modality=row["modality"], reference=row["reference"], predict_s=dt, n_found=len(found),
                 levels_found=" ".join(VERSE_NAMES.get(l, str(l)) for l in found))
     if output_dir is not None and res.segmentation is not None:
-        from spine_nb.data.io import write_image
         write_image(res.segmentation, Path(output_dir) / f"{row['name']}_segmentation.nii.gz")
     if row["reference"] == "none" or res.segmentation is None: return case, []
     return _score_case(case, row, res, lm)
