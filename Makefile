@@ -2,6 +2,7 @@
 #   make demo   build .venv (if missing) and run the main job on the synthetic default
 #   make test   build the same environment and run every test
 #   make accuracy  issue 3's measurement: train the cpu preset on 60 phantoms, score 10 held-out ones (~35 min on 2 cores)
+#   make accuracy-mr the same for MR: MR phantoms (T1, T2, random contrasts, sagittal slabs), MR models
 #   make realcheck the real-scan benchmark: run trained models (default: make accuracy's) on every scan of ../shared/data/real
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -11,10 +12,10 @@ STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy realcheck
+.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr realcheck
 
 help:
-	@echo "make demo | make test | make lab | make export | make accuracy | make realcheck"
+	@echo "make demo | make test | make lab | make export | make accuracy | make accuracy-mr | make realcheck"
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,11 +51,19 @@ accuracy: env
 	  -p run_dir $(abspath $(ACCURACY_DIR)) -p preset cpu -p n_train 60 -p n_test 10 -p spacing 0 -p device cpu
 	cat $(ACCURACY_DIR)/summary.json
 
+ACCURACY_MR_DIR ?= outputs/accuracy_mr
+accuracy-mr: env
+	mkdir -p $(ACCURACY_MR_DIR)
+	$(BIN)/papermill nbs/pipelines/33_accuracy.heldout.ipynb $(ACCURACY_MR_DIR)/33_accuracy.heldout.ipynb --log-output \
+	  -p run_dir $(abspath $(ACCURACY_MR_DIR)) -p preset cpu -p n_train 60 -p n_test 10 -p spacing 0 -p device cpu -p modality mr
+	cat $(ACCURACY_MR_DIR)/summary.json
+
 REALCHECK_DIR ?= outputs/realcheck
 REALCHECK_MODELS ?= outputs/accuracy/models
-REALCHECK_MRI_MODELS ?=
+REALCHECK_MRI_MODELS ?= $(wildcard outputs/accuracy_mr/models)
+REALCHECK_MODALITIES ?=
 realcheck: env
 	mkdir -p $(REALCHECK_DIR)
 	$(BIN)/papermill nbs/pipelines/34_realcheck.ipynb $(REALCHECK_DIR)/34_realcheck.ipynb --log-output \
-	  -p run_dir $(abspath $(REALCHECK_DIR)) -p model_dir $(abspath $(REALCHECK_MODELS)) -p mri_model_dir "$(REALCHECK_MRI_MODELS)" -p device cpu
+	  -p run_dir $(abspath $(REALCHECK_DIR)) -p model_dir $(abspath $(REALCHECK_MODELS)) -p mri_model_dir "$(if $(REALCHECK_MRI_MODELS),$(abspath $(REALCHECK_MRI_MODELS)))" -p modalities "$(REALCHECK_MODALITIES)" -p device cpu
 	cat $(REALCHECK_DIR)/realcheck_summary.json

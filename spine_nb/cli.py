@@ -17,6 +17,7 @@ __all__ = ['SUBCOMMANDS', 'DEMO_EPOCHS', 'subcommand', 'main', 'demo_train', 'de
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("spine_nb.data.phantom:phantom_cli", "generate a synthetic spine CT/MR dataset (VerSe BIDS layout + CSV)"),
     "convert-dicom": ("spine_nb.data.io:convert_dicom_cli", "convert a DICOM series folder to NIfTI/MHA/NRRD"),
+    "export-nnunet": ("spine_nb.data.nnunet:export_nnunet_cli", "write a dataset CSV as an nnU-Net v2 raw dataset with spine_nb's folds"),
     "info": ("spine_nb.data.io:info_cli", "describe an image, DICOM folder, _ctd.json or dataset CSV"),
     "train": ("spine_nb.methods.payer.trainers:train_cli", "train one pipeline stage (spine, vertebrae, segmentation) on a CSV fold"),
     "infer": ("spine_nb.methods.payer.predictor:infer_cli", "run the three-stage pipeline on images, a folder or a CSV"),

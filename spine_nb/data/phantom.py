@@ -15,9 +15,10 @@ from ..core import VERSE_NAMES, verse_id, verse_name, atomic_write, write_json
 from .io import write_image, Centroids, write_ctd, write_dataset_csv
 
 # %% auto #0
-__all__ = ['TISSUE', 'FOVS', 'level_sequence', 'level_dims', 'spine_curve', 'plan_anatomy', 'body_profile', 'vertebra_parts',
-           'body_centre', 'rasterise', 'tissue_lut', 'direction_from_code', 'code_from_direction', 'fov_range',
-           'output_grid', 'make_phantom', 'random_acquisition', 'case_seed', 'generate_dataset', 'phantom_cli']
+__all__ = ['TISSUE', 'FOVS', 'CONTRASTS', 'level_sequence', 'level_dims', 'spine_curve', 'plan_anatomy', 'body_profile',
+           'vertebra_parts', 'body_centre', 'rasterise', 'tissue_lut', 'direction_from_code', 'code_from_direction',
+           'fov_range', 'output_grid', 'make_phantom', 'random_acquisition', 'case_seed', 'generate_dataset',
+           'phantom_cli']
 
 # %% ../../nbs/02_data.phantom.ipynb #796dc625
 def level_sequence(n_thoracic: int = 12, # 11, 12 or 13 thoracic vertebrae (13 adds T13, id 28)
@@ -718,15 +719,24 @@ def _mr_values(rng: np.random.Generator, contrast: str) -> tuple[dict, float, fl
     canc, cort, sd_v, disc = (rng.uniform(350, 550) if t2 else rng.uniform(500, 700)), 60.0, 40.0, ((300, 850) if t2 else (280, 380))
     return vals, canc, cort, sd_v, disc
 
+# %% ../../nbs/02_data.phantom.ipynb #1b84a147
+def _random_values(rng: np.random.Generator) -> tuple[dict, float, float, float, tuple]:
+    "Drawn arbitrary-contrast MR values (SynthSeg-style, uniform in 0–1000 per tissue), in the same form as `_ct_values`."
+    vals = {k: float(rng.uniform(0, 1000)) for k in TISSUE if k != "table"}
+    vals.update(air=float(rng.uniform(0, 60)), metal=0.0)
+    c, w = rng.uniform(0, 1000), rng.uniform(0, 150)
+    return vals, float(rng.uniform(0, 1000)), float(rng.uniform(0, 1000)), float(rng.uniform(10, 60)), (max(0.0, c - w), c + w)
+
+
 # %% ../../nbs/02_data.phantom.ipynb #8d2fa5e2
 def tissue_lut(rng: np.random.Generator, # random source for per-patient/per-level variation
                modality: str = "ct", # 'ct' or 'mr'
-               contrast: str = "t2", # MR weighting: 't1' or 't2' (ignored for CT)
+               contrast: str = "t2", # MR weighting: 't1', 't2' or 'random' (SynthSeg-style; ignored for CT)
                voxel_mm: float = 1.0, # voxel size of the painting grid, for cortical partial volume
               ) -> np.ndarray:
     "Intensity of each of the 256 tissue classes (float32)."
     lut = np.zeros(256, np.float32); T = TISSUE
-    vals, canc, cort, sd_v, disc = _ct_values(rng) if modality == "ct" else _mr_values(rng, contrast)
+    vals, canc, cort, sd_v, disc = (_ct_values(rng) if modality == "ct" else _random_values(rng) if contrast == "random" else _mr_values(rng, contrast))
     for k, v in vals.items(): lut[T[k]] = v
     pv = min(1.0, 1.2 / voxel_mm)
     for k in range((_DISC0 - _VERT0) // 2):
@@ -797,10 +807,12 @@ def output_grid(lo, hi, # world box corners (LPS mm)
     return ref
 
 # %% ../../nbs/02_data.phantom.ipynb #288d97fa
+CONTRASTS = ("t1", "t2", "random")   # MR weightings; 'random' draws every tissue's value (SynthSeg-style)
+
 def _check_phantom_args(modality: str, contrast: str, spacing, shape) -> np.ndarray:
     "Validate make_phantom's modality, contrast, spacing and shape; returns the spacing as 3 floats."
     if modality not in ("ct", "mr"): raise ValueError(f"modality must be 'ct' or 'mr', got {modality!r}")
-    if contrast not in ("t1", "t2"): raise ValueError(f"contrast must be 't1' or 't2', got {contrast!r}")
+    if contrast not in CONTRASTS: raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
     sp = np.atleast_1d(np.asarray(spacing, float))
     if sp.size not in (1, 3) or (sp <= 0).any(): raise ValueError(f"spacing must be one positive number or three (mm per image axis), got {spacing}")
     sp = np.broadcast_to(sp, (3,)).copy()
@@ -965,7 +977,7 @@ def make_phantom(seed: int = 0, # random seed: same seed and arguments → ident
                  n_thoracic: int | None = None, # 11, 12 or 13; None: drawn
                  n_lumbar: int | None = None, # 4, 5 or 6; None: drawn
                  scoliosis: float | None = None, # peak coronal angle (degrees); None: drawn (0 in 70 % of cases)
-                 contrast: str = "t2", # MR weighting 't1' or 't2'
+                 contrast: str = "t2", # MR weighting 't1', 't2' or 'random' (arbitrary, SynthSeg-style)
                  artefacts: bool = True, # bias field, and for CT sometimes pedicle screws with streaks
                  noise: float | None = None, # noise standard deviation (HU for CT, units for MR); None: drawn
                  internal_spacing: float | None = None, # painting grid voxel (mm); None: min(spacing) clipped to 1-2 mm
@@ -994,10 +1006,10 @@ _FOV_LENGTH = dict(whole=720, thoracolumbar=380, lumbar=260, cervical=200)   # r
 _ACQ_CODES = dict(iso=["RAS", "LPS", "PIR", "LAS", "RPI", "ASL"], axial=["RAS", "LPS", "LAS", "RPS"], sagittal=["PIR", "ASL", "PIL", "AIR"])   # codes per spacing style
 
 # %% ../../nbs/02_data.phantom.ipynb #c925a1b6
-def _draw_spacing(rng: np.random.Generator, style: str, code: str, fov: str, fov_mm, max_voxels: float) -> tuple[float, float, float]:
+def _draw_spacing(rng: np.random.Generator, style: str, code: str, fov: str, fov_mm, max_voxels: float, modality: str = "ct") -> tuple[float, float, float]:
     "Voxel size per image axis for a spacing `style` and orientation `code`, coarsened to at most `max_voxels` voxels."
-    thick = "SI" if style == "axial" else "LR"
-    inpl, sl = (rng.uniform(1.0, 1.6),) * 2 if style == "iso" else (rng.uniform(0.6, 1.0), rng.uniform(1.5, 3.0)) if style == "axial" else (rng.uniform(0.5, 1.0), rng.uniform(2.0, 3.5))
+    thick, sag = "SI" if style == "axial" else "LR", (2.0, 3.5) if modality == "ct" else (3.0, 5.0)   # 2D MR: 3-5 mm slices
+    inpl, sl = (rng.uniform(1.0, 1.6),) * 2 if style == "iso" else (rng.uniform(0.6, 1.0), rng.uniform(1.5, 3.0)) if style == "axial" else (rng.uniform(0.5, 1.0), rng.uniform(*sag))
     sp = np.array([sl if c in thick else inpl for c in code.upper()], float)
     n = fov_mm[0] * fov_mm[1] * _FOV_LENGTH.get(fov, 400) / sp.prod()
     if n > max_voxels: sp *= (n / max_voxels) ** (1 / 3)
@@ -1009,13 +1021,15 @@ def random_acquisition(rng: np.random.Generator, # random source
                        spacing=None, # fixed spacing (float or 3 values) or None to draw
                        orientation: str | None = None, # fixed orientation code or None to draw
                        max_voxels: float = 12e6, # coarsen drawn spacing until the image is at most this big
+                       modality: str = "ct", # 'mr' draws MR protocols: mostly sagittal slabs with thick slices
                       ) -> dict:
     "make_phantom keyword arguments for spacing, orientation, oblique angle and in-plane field of view."
     fov_mm = (float(rng.uniform(160, 260)), float(rng.uniform(160, 240)))
-    style = ["iso", "axial", "sagittal"][int(rng.choice(3, p=[0.4, 0.35, 0.25]))]
+    style = ["iso", "axial", "sagittal"][int(rng.choice(3, p=[0.4, 0.35, 0.25] if modality == "ct" else [0.25, 0.1, 0.65]))]
+    if modality == "mr" and style == "sagittal": fov_mm = (float(rng.uniform(40, 110)), float(rng.uniform(200, 320)))
     code = orientation or str(rng.choice(_ACQ_CODES[style]))
     oblique = float(rng.uniform(3, 15)) if rng.random() < 0.25 else 0.0
-    if spacing is None: spacing = _draw_spacing(rng, style, code, fov, fov_mm, max_voxels)
+    if spacing is None: spacing = _draw_spacing(rng, style, code, fov, fov_mm, max_voxels, modality)
     return dict(spacing=spacing, orientation=code, oblique=oblique, fov_mm=fov_mm)
 
 # %% ../../nbs/02_data.phantom.ipynb #077c8c1c
@@ -1032,12 +1046,14 @@ def _check_dataset_args(n: int, modality: str, test_fraction: float, orientation
     if orientation is not None: direction_from_code(orientation)
 
 # %% ../../nbs/02_data.phantom.ipynb #6b971dab
+_FOV_MIX = dict(ct=[0.25, 0.35, 0.3, 0.1], mr=[0.1, 0.3, 0.5, 0.1])   # whole, thoracolumbar, lumbar, cervical
+
 def _case_kwargs(rng: np.random.Generator, modality: str, fov, spacing, orientation, max_voxels: float, kwargs: dict) -> tuple[str, object, dict]:
     "Modality, field of view and make_phantom keyword arguments of one dataset case."
     mod = modality if modality != "mixed" else ("ct" if rng.random() < 0.7 else "mr")
-    f = fov if fov != "mixed" else str(rng.choice(FOVS, p=[0.25, 0.35, 0.3, 0.1]))
-    kw = {**random_acquisition(rng, f if isinstance(f, str) else "thoracolumbar", spacing, orientation, max_voxels), **kwargs}
-    if mod == "mr": kw.setdefault("contrast", "t2" if rng.random() < 0.7 else "t1")
+    f = fov if fov != "mixed" else str(rng.choice(FOVS, p=_FOV_MIX[mod]))
+    kw = {**random_acquisition(rng, f if isinstance(f, str) else "thoracolumbar", spacing, orientation, max_voxels, mod), **kwargs}
+    if mod == "mr": kw.setdefault("contrast", str(rng.choice(CONTRASTS, p=[0.3, 0.4, 0.3])))
     return mod, f, kw
 
 # %% ../../nbs/02_data.phantom.ipynb #3b71554c
@@ -1049,7 +1065,7 @@ def _case_paths(out: Path, sub: str, suffix: str) -> tuple[Path, Path, Path, Pat
 # %% ../../nbs/02_data.phantom.ipynb #0a25491d
 def _write_case(out: Path, i: int, seed: int, r: dict, mod: str, kind: str) -> dict:
     "Write case `i` (a make_phantom result `r`) in the VerSe BIDS layout under `out`; returns its dataset-CSV row."
-    sub = f"sub-phantom{i:03d}"; suffix = "ct" if mod == "ct" else r["meta"]["contrast"].upper() + "w"
+    sub = f"sub-phantom{i:03d}"; suffix = "ct" if mod == "ct" else dict(t1="T1w", t2="T2w").get(r["meta"]["contrast"], "mri")
     img, msk, sem, ctd = _case_paths(out, sub, suffix)
     write_image(r["image"], img); write_image(r["mask"], msk); write_image(r["semantic"], sem)
     write_ctd(Centroids.from_world(r["centroids"], r["image"], ("P", "I", "R"), decimals=2), ctd)
