@@ -14,7 +14,7 @@ from ..data.geometry import Grid, from_network
 from .predictor import PredictionResult, _peak_ram_mb
 
 # %% auto #0
-__all__ = ['output_files', 'is_complete', 'write_outputs']
+__all__ = ['CTD_AXCODES', 'output_files', 'is_complete', 'write_outputs']
 
 # %% ../../nbs/09b_inference.writers.ipynb #e265e3b9
 def output_files(output_dir: str | Path, case: str) -> dict[str, Path]:
@@ -55,12 +55,15 @@ def _write_intermediates(res: PredictionResult, folder: Path) -> None:
             write_image(ref.resample(h), folder / f"{lm['name']}_heatmap.nii.gz")
 
 # %% ../../nbs/09b_inference.writers.ipynb #41397546
-def _write_landmarks(res: PredictionResult, path: Path) -> Path:
-    "The landmarks of `res` as a VerSe centroid file (voxel coordinates of the input image)."
+CTD_AXCODES = ("P", "I", "R")  # VerSe's conventional centroid axes
+
+def _write_landmarks(res: PredictionResult, path: Path, axcodes="PIR") -> Path:
+    "The landmarks of `res` as a VerSe centroid file (voxel coordinates of the input image reoriented to `axcodes`, or 'input')."
     from spine_nb.data.io import write_ctd, Centroids, orientation_code
     img, world = res.image, res.landmarks_world()
-    ctd = Centroids.from_world(world, img, axcodes=orientation_code(img), decimals=2) if world else Centroids(tuple(orientation_code(img)), {})
-    ctd.meta = {"space": "voxel coordinates of the input image in `direction` orientation",
+    ax = tuple(orientation_code(img)) if axcodes == "input" else tuple(axcodes)
+    ctd = Centroids.from_world(world, img, axcodes=ax, decimals=2) if world else Centroids(ax, {})
+    ctd.meta = {"space": "voxel coordinates of the input image reoriented to `direction`",
                 "world_lps_mm": {str(l["label"]): l["world"] for l in res.landmarks},
                 "names": {str(l["label"]): l["name"] for l in res.landmarks}, "scores": {str(l["label"]): l["score"] for l in res.landmarks}}
     return write_ctd(ctd, path)
@@ -73,12 +76,12 @@ def _predictor_meta(predictor) -> dict:
 
 # %% ../../nbs/09b_inference.writers.ipynb #d9f454f1
 def write_outputs(res: PredictionResult, output_dir: str | Path, case: str, save_intermediates: bool = False,
-                  qc: bool = True, predictor=None, t_start: float | None = None) -> dict[str, Path]:
-    "Write a case's outputs (metadata last) and return their paths."
+                  qc: bool = True, predictor=None, t_start: float | None = None, ctd_axcodes="PIR") -> dict[str, Path]:
+    "Write a case's outputs (metadata last; landmark voxel coordinates on `ctd_axcodes`, or 'input') and return their paths."
     from spine_nb.data.io import write_image
     t1 = time.perf_counter(); f = output_files(output_dir, case); img = res.image; written = {}
     if res.segmentation is not None: written["segmentation"] = write_image(res.segmentation, f["segmentation"])
-    written["landmarks"] = _write_landmarks(res, f["landmarks"])
+    written["landmarks"] = _write_landmarks(res, f["landmarks"], ctd_axcodes)
     c = np.asarray(res.spine_centroid, float)
     written["spine_centroid"] = write_json(f["spine_centroid"], {"world": c.tolist(), "voxel": Grid.of(img).world_to_index(c)[0].tolist(), "space": "LPS mm"})
     warnings = []

@@ -23,6 +23,7 @@ from ...inference.sliding import StageModel, _ensemble, _ensemble_window, _ensem
 from ...inference.predictor import InputError, PredictionResult, check_image, landmarks_from, landmark_records, case_name, _peak_ram_mb
 from ...inference.writers import write_outputs
 from ...inference.batch import list_cases, run_batch
+from ...data.io import _code
 from .plan import STAGES, STAGE_DEFAULTS, build_stage_network
 from .transforms import stage_plan
 from ...losses import heatmap_center, refine_peak, peak_centroid
@@ -179,6 +180,7 @@ class FullPipelinePredictor:
                  candidate_params: dict | None = None, # keyword arguments of `heatmap_candidates`
                  identify_params: dict | None = None, # keyword arguments of `identify`
                  refine_landmarks: bool = True, # move predicted landmarks along the spine to their stage-3 masks (`refine_with_masks`)
+                 ctd_orientation: str = "PIR", # axes of the written _ctd.json voxel coordinates: 'PIR' (VerSe's), any code, or 'input'
                 ):
         self.device = get_device(device) if not isinstance(device, torch.device) else device
         ck = {"spine": spine_checkpoint, "vertebrae": vertebrae_checkpoint, "segmentation": segmentation_checkpoint}
@@ -186,7 +188,8 @@ class FullPipelinePredictor:
         stored = next((m.get("sequence_model") for m in self.models["vertebrae"].meta if m.get("sequence_model")), None) if "vertebrae" in self.models else None
         self.sequence_model = sequence_model or (SequenceModel.from_dict(stored) if stored else SequenceModel())
         self.candidate_params, self.identify_params = dict(candidate_params or {}), dict(identify_params or {})
-        self.refine_landmarks = refine_landmarks
+        if ctd_orientation != "input": ctd_orientation = _code(ctd_orientation)  # a bad code fails here, before any prediction
+        self.refine_landmarks, self.ctd_orientation = refine_landmarks, ctd_orientation
         self.modality = str(next(iter(self.models.values())).config.get("modality", "ct")).lower() if self.models else "ct"
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #3291e150
@@ -309,7 +312,7 @@ def predict(self: FullPipelinePredictor, image, output_dir=None, save_intermedia
     if self.refine_landmarks and landmarks is None and segment_landmarks is None and res.segmentation is not None:
         res.landmarks = refine_with_masks(res.landmarks, res.segmentation); res.info["landmarks_source"] = "predicted, refined with masks"
     t["segmentation"] = time.perf_counter() - t1; bar.update(); bar.close()
-    if output_dir is not None: write_outputs(res, output_dir, case, save_intermediates, qc, predictor=self, t_start=t0)
+    if output_dir is not None: write_outputs(res, output_dir, case, save_intermediates, qc, predictor=self, t_start=t0, ctd_axcodes=self.ctd_orientation)
     t["total"] = time.perf_counter() - t0
     return res
 
@@ -363,6 +366,7 @@ def infer_parser() -> argparse.ArgumentParser:
     p.add_argument("--save_intermediates", action="store_true", help="also write stage heatmaps to <output>/intermediates/<case>/")
     p.add_argument("--overwrite", action="store_true", help="re-run cases whose outputs are complete")
     p.add_argument("--no_qc", action="store_true", help="do not write the QC PNG")
+    p.add_argument("--ctd_orientation", default="PIR", help="axes of the _ctd.json voxel coordinates: PIR (VerSe's convention, default), another code such as RAS, or 'input' (the image's own)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -373,7 +377,7 @@ def _make_predictor(a: argparse.Namespace, model_dir: Path, folds: list[int]) ->
     if a.sequence_model:
         seq = sequence_model_from_dataset(a.sequence_model) if str(a.sequence_model).lower().endswith(".csv") else SequenceModel.load(a.sequence_model)
     return FullPipelinePredictor.from_model_dir(model_dir, folds, a.device, sequence_model=seq, candidate_params={"border_mm": a.border_mm},
-                                              refine_landmarks=not a.stage2_landmarks)
+                                              refine_landmarks=not a.stage2_landmarks, ctd_orientation=a.ctd_orientation)
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #336f50ee
 def infer_cli(argv: list[str] | None = None) -> int:
