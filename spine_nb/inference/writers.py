@@ -14,7 +14,7 @@ from ..data.geometry import Grid, from_network
 from .predictor import PredictionResult, _peak_ram_mb
 
 # %% auto #0
-__all__ = ['CTD_AXCODES', 'output_files', 'is_complete', 'write_outputs']
+__all__ = ['CTD_AXCODES', 'COLOR_TABLES', 'output_files', 'is_complete', 'write_outputs']
 
 # %% ../../nbs/09b_inference.writers.ipynb #e265e3b9
 def output_files(output_dir: str | Path, case: str) -> dict[str, Path]:
@@ -75,12 +75,20 @@ def _predictor_meta(predictor) -> dict:
     return {"checkpoints": None, "device": None, "parameters": None, **predictor.describe()}
 
 # %% ../../nbs/09b_inference.writers.ipynb #d9f454f1
+COLOR_TABLES = {"itksnap": "spine_nb_labels_itksnap.txt", "slicer": "spine_nb_labels_slicer.ctbl"}  # per output folder
+
+def _write_color_tables(folder: Path) -> None:
+    "ITK-SNAP and 3D Slicer label tables of the VerSe levels in `folder`, unless present."
+    from spine_nb.viz import write_label_description, write_slicer_color_table
+    for k, fn in (("itksnap", write_label_description), ("slicer", write_slicer_color_table)):
+        if not (folder / COLOR_TABLES[k]).exists(): fn(folder / COLOR_TABLES[k])
+
 def write_outputs(res: PredictionResult, output_dir: str | Path, case: str, save_intermediates: bool = False,
                   qc: bool = True, predictor=None, t_start: float | None = None, ctd_axcodes="PIR") -> dict[str, Path]:
     "Write a case's outputs (metadata last; landmark voxel coordinates on `ctd_axcodes`, or 'input') and return their paths."
     from spine_nb.data.io import write_image
     t1 = time.perf_counter(); f = output_files(output_dir, case); img = res.image; written = {}
-    if res.segmentation is not None: written["segmentation"] = write_image(res.segmentation, f["segmentation"])
+    if res.segmentation is not None: written["segmentation"] = write_image(res.segmentation, f["segmentation"]); _write_color_tables(Path(output_dir))
     written["landmarks"] = _write_landmarks(res, f["landmarks"], ctd_axcodes)
     c = np.asarray(res.spine_centroid, float)
     written["spine_centroid"] = write_json(f["spine_centroid"], {"world": c.tolist(), "voxel": Grid.of(img).world_to_index(c)[0].tolist(), "space": "LPS mm"})
