@@ -11,7 +11,7 @@ import torch
 import SimpleITK as sitk
 from monai.data import MetaTensor
 from monai.transforms import (Transform, MapTransform, RandomizableTransform, ScaleIntensityRange, RandAffined, Rand3DElasticd, RandShiftIntensityd,
-                              RandScaleIntensityd, ApplyTransformToPoints, BorderPad, SpatialCrop)
+                              RandScaleIntensityd, RandAdjustContrastd, ApplyTransformToPoints, BorderPad, SpatialCrop)
 from fastcore.basics import patch
 from .core import LANDMARK_IDS, ANATOMICAL_ORDER
 from .data.geometry import stage_grid
@@ -453,9 +453,12 @@ def elastic_augmentation(keys: Sequence[str], modes: Sequence[str], prob: float 
                           mode=list(modes), padding_mode="border", allow_missing_keys=True, device=device)
 
 # %% ../nbs/04_transforms.ipynb #cdcf014b
-def intensity_augmentation(key: str = "image", prob: float = 0.5, shift: float = 0.1, scale: float = 0.1) -> list:
-    "Random intensity shift (± `shift`) and scaling (± `scale`) of `key`."
-    return [RandShiftIntensityd(key, offsets=shift, prob=prob), RandScaleIntensityd(key, factors=scale, prob=prob)]
+def intensity_augmentation(key: str = "image", prob: float = 0.5, shift: float = 0.1, scale: float = 0.1,
+                           gamma: float = 0.0, # > 0: also a random gamma in [1/(1+gamma), 1+gamma] (MONAI RandAdjustContrastd)
+                          ) -> list:
+    "Random intensity shift (± `shift`), scaling (± `scale`) and optionally gamma of `key`."
+    t = [RandShiftIntensityd(key, offsets=shift, prob=prob), RandScaleIntensityd(key, factors=scale, prob=prob)]
+    return t + [RandAdjustContrastd(key, prob=prob, gamma=(1 / (1 + gamma), 1 + gamma))] if gamma > 0 else t
 
 # %% ../nbs/04_transforms.ipynb #886f85e4
 class RandAxialFOVd(RandomizableTransform, MapTransform):

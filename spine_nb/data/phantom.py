@@ -906,9 +906,16 @@ def _ct_noise(img: np.ndarray, rng: np.random.Generator, sd: float, artefacts: b
     return img
 
 # %% ../../nbs/02_data.phantom.ipynb #51ab46c6
+def _heterogeneity(shape, rng: np.random.Generator, amp: float, cell: int = 10) -> np.ndarray:
+    "A smooth random field (zero mean, SD about `amp`) that varies over ~`cell` voxels: tissue heterogeneity."
+    small = [max(2, n // cell + 2) for n in shape]
+    f = ndimage.gaussian_filter(rng.standard_normal(small).astype(np.float32), 1.0)
+    return np.float32(amp) * ndimage.zoom(f / (f.std() + 1e-6), [n / s for n, s in zip(shape, small)], order=1)
+
 def _mr_noise(img: np.ndarray, rng: np.random.Generator, sd: float, artefacts: bool, arts: list) -> np.ndarray:
-    "MR image times (with `artefacts`) a smooth bias field, with Rician noise of SD `sd`."
-    if artefacts: img *= 1 + _bias(img.shape, rng, rng.uniform(0.1, 0.4)); arts.append("bias")
+    "MR image times (with `artefacts`) a smooth bias field and a finer heterogeneity field, with Rician noise of SD `sd`."
+    if artefacts:
+        img *= 1 + _bias(img.shape, rng, rng.uniform(0.1, 0.4)) + _heterogeneity(img.shape, rng, rng.uniform(0.0, 0.25)); arts += ["bias", "heterogeneity"]
     n1 = rng.standard_normal(img.shape, dtype=np.float32) * np.float32(sd); img += n1; del n1
     n2 = rng.standard_normal(img.shape, dtype=np.float32) * np.float32(sd); img = np.sqrt(img * img + n2 * n2); del n2
     return img
@@ -1053,7 +1060,7 @@ def _case_kwargs(rng: np.random.Generator, modality: str, fov, spacing, orientat
     mod = modality if modality != "mixed" else ("ct" if rng.random() < 0.7 else "mr")
     f = fov if fov != "mixed" else str(rng.choice(FOVS, p=_FOV_MIX[mod]))
     kw = {**random_acquisition(rng, f if isinstance(f, str) else "thoracolumbar", spacing, orientation, max_voxels, mod), **kwargs}
-    if mod == "mr": kw.setdefault("contrast", str(rng.choice(CONTRASTS, p=[0.3, 0.4, 0.3])))
+    if mod == "mr": kw.setdefault("contrast", str(rng.choice(CONTRASTS, p=[0.25, 0.35, 0.4])))
     return mod, f, kw
 
 # %% ../../nbs/02_data.phantom.ipynb #3b71554c

@@ -38,6 +38,7 @@ class StageConfig(TrainConfig):
     elastic_prob: float = 0.0
     intensity_shift: float = 0.2
     intensity_scale: float = 0.2
+    mr_gamma: float = 0.5 # MRI only: random gamma in [1/1.5, 1.5] (contrasts differ between sequences; CT's HU are fixed)
     fov_prob: float = 0.3 # stage 1: random partial field of view
     fov_min_fraction: float = 0.4
     crop_jitter_mm: float = 10.0 # random shift of the crop centre

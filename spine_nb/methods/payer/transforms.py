@@ -17,7 +17,7 @@ __all__ = ['AUG_DEFAULTS', 'stage_plan', 'LabelsPresentd', 'get_transforms', 'Fi
 # %% ../../../nbs/20a_methods.payer.transforms.ipynb #697bf86b
 AUG_DEFAULTS = dict(aug_prob=0.5, rotate_deg=10.0, scale=0.1, translate_vox=0.0, elastic_prob=0.0, intensity_shift=0.1,
                     intensity_scale=0.1, fov_prob=0.3, fov_min_fraction=0.4, crop_jitter_mm=10.0, heatmap_sigma=4.0,
-                    modality="ct", samples_per_case=1)
+                    modality="ct", samples_per_case=1, mr_gamma=0.0)
 
 def _cfg(config, name, default=None):
     "Field `name` of `config` (object or dict), else its `AUG_DEFAULTS` value, else `default`."
@@ -48,8 +48,9 @@ def _spatial_aug(config, keys, modes, p: float, device=None):
 
 # %% ../../../nbs/20a_methods.payer.transforms.ipynb #b5785ff5
 def _intensity_aug(config, p: float) -> list:
-    "`intensity_augmentation` of the image with the config's shift and scale."
-    return intensity_augmentation("image", p, float(_cfg(config, "intensity_shift")), float(_cfg(config, "intensity_scale")))
+    "`intensity_augmentation` of the image with the config's shift and scale, plus a random gamma for MRI."
+    gamma = float(_cfg(config, "mr_gamma")) if modality_kind(_cfg(config, "modality")) == "mri" else 0.0
+    return intensity_augmentation("image", p, float(_cfg(config, "intensity_shift")), float(_cfg(config, "intensity_scale")), gamma)
 
 # %% ../../../nbs/20a_methods.payer.transforms.ipynb #d2ae144e
 def _landmark_transforms(stage: str, config, train: bool, p: float, device=None) -> list:
