@@ -388,3 +388,18 @@ def test_refine_with_masks_on_real_verse_vertebrae(real_data):
     along = np.einsum("ij,ij->i", new - pts, t)
     assert len(labs) == 9 and np.abs(along).max() < 2.0, along
     np.testing.assert_allclose(np.linalg.norm((new - off) - np.einsum("ij,ij->i", new - off, t)[:, None] * t, axis=1), 0, atol=0.5)
+
+
+def test_dicom_seg_output_for_a_dicom_input(models, phantom, tmp_path):
+    "--dicom_seg: a DICOM-SEG next to the outputs, read back by highdicom onto the prediction's voxels; a NIfTI input is refused up front."
+    pytest.importorskip("highdicom", reason="highdicom is not installed (pip install highdicom)")
+    from spine_nb.data.io import write_dicom_series
+    from spine_nb.inference.dicomseg import read_dicom_seg
+    dcm = tmp_path / "series"; write_dicom_series(phantom["image"], dcm)
+    p = FullPipelinePredictor.from_model_dir(models, folds=(0,), device="cpu", candidate_params={"border_mm": -1e6}, dicom_seg=True)
+    r = p.predict(dcm, output_dir=tmp_path / "out", case="d", landmarks=phantom["centroids"], qc=False)
+    f = output_files(tmp_path / "out", "d"); assert is_complete(tmp_path / "out", "d") and f["dicom_seg"].is_file()
+    back = sitk.GetArrayFromImage(read_dicom_seg(f["dicom_seg"], dcm))
+    np.testing.assert_array_equal(back, sitk.GetArrayFromImage(r.segmentation))
+    nii = tmp_path / "a.nii.gz"; write_image(phantom["image"], nii)
+    assert infer_cli(["--image", str(nii), "--model_dir", str(models), "--output", str(tmp_path / "o2"), "--dicom_seg", "--quiet"]) == 2

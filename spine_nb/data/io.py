@@ -160,13 +160,14 @@ def _uid() -> str:
 # %% ../../nbs/01_data.io.ipynb #4acb221a
 def _slice_tags(image: sitk.Image, # the 3D image
                 k: int, # slice index
-                study: str, series_uid: str, description: str) -> dict[str, str]: # StudyInstanceUID, SeriesInstanceUID, SeriesDescription
+                study: str, series_uid: str, description: str, # StudyInstanceUID, SeriesInstanceUID, SeriesDescription
+                frame: str | None = None) -> dict[str, str]: # FrameOfReferenceUID (None: a new one)
     "DICOM tags (key 'gggg|eeee') of axial slice `k` of `image`."
     d = image.GetDirection(); iop = "\\".join(f"{v:.6f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7]))
     return {"0008|0060": "CT", "0008|0016": "1.2.840.10008.5.1.4.1.1.2", "0008|0018": _uid(), "0020|000d": study,
             "0020|000e": series_uid, "0008|103e": description, "0020|0013": str(k + 1), "0020|0037": iop,
             "0020|0032": "\\".join(f"{v:.6f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
-            "0018|0050": f"{image.GetSpacing()[2]:.6f}"}
+            "0018|0050": f"{image.GetSpacing()[2]:.6f}", "0020|0052": frame or _uid()}
 
 # %% ../../nbs/01_data.io.ipynb #keeploc259c
 @contextlib.contextmanager
@@ -186,13 +187,13 @@ def write_dicom_series(image: sitk.Image, # 3D image; int16 voxels are written a
                       ) -> list[Path]:
     "Write `image` as a DICOM series of axial slices; returns the files written."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    image = sitk.Cast(image, sitk.sitkInt16); series_uid = series_uid or _uid(); study = _uid()
+    image = sitk.Cast(image, sitk.sitkInt16); series_uid = series_uid or _uid(); study, frame = _uid(), _uid()
     w, files = sitk.ImageFileWriter(), []
     w.KeepOriginalImageUIDOn()
     with _keep_locale():
         for k in (k for k in range(image.GetDepth()) if k not in set(skip)):
             s = image[:, :, k]
-            tags = {**_slice_tags(image, k, study, series_uid, description), **(slice_tags(k) if slice_tags else {})}
+            tags = {**_slice_tags(image, k, study, series_uid, description, frame), **(slice_tags(k) if slice_tags else {})}
             for key, v in tags.items(): s.SetMetaData(key, str(v))
             files.append(folder / f"slice{k:04d}.dcm"); w.SetFileName(str(files[-1])); w.Execute(s)
     return files

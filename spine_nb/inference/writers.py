@@ -21,7 +21,7 @@ def output_files(output_dir: str | Path, case: str) -> dict[str, Path]:
     "Paths of a case's outputs."
     o = Path(output_dir)
     return {k: o / f"{case}_{k}{ext}" for k, ext in (("segmentation", ".nii.gz"), ("landmarks", ".json"),
-                                                       ("spine_centroid", ".json"), ("metadata", ".json"), ("qc", ".png"))}
+                                                       ("spine_centroid", ".json"), ("metadata", ".json"), ("qc", ".png"), ("dicom_seg", ".dcm"))}
 
 # %% ../../nbs/09b_inference.writers.ipynb #c594fb84
 def is_complete(output_dir: str | Path, case: str) -> bool:
@@ -84,12 +84,15 @@ def _write_color_tables(folder: Path) -> None:
         if not (folder / COLOR_TABLES[k]).exists(): fn(folder / COLOR_TABLES[k])
 
 def write_outputs(res: PredictionResult, output_dir: str | Path, case: str, save_intermediates: bool = False,
-                  qc: bool = True, predictor=None, t_start: float | None = None, ctd_axcodes="PIR") -> dict[str, Path]:
-    "Write a case's outputs (metadata last; landmark voxel coordinates on `ctd_axcodes`, or 'input') and return their paths."
+                  qc: bool = True, predictor=None, t_start: float | None = None, ctd_axcodes="PIR", dicom_seg: bool = False) -> dict[str, Path]:
+    "Write a case's outputs (metadata last; landmark voxel coordinates on `ctd_axcodes`, or 'input'; a DICOM-SEG too for a DICOM input) and return their paths."
     from spine_nb.data.io import write_image
     t1 = time.perf_counter(); f = output_files(output_dir, case); img = res.image; written = {}
     if res.segmentation is not None: written["segmentation"] = write_image(res.segmentation, f["segmentation"]); _write_color_tables(Path(output_dir))
     written["landmarks"] = _write_landmarks(res, f["landmarks"], ctd_axcodes)
+    if dicom_seg:
+        from spine_nb.inference.dicomseg import write_dicom_seg
+        written["dicom_seg"] = write_dicom_seg(res.segmentation, res.info.get("input") or "", f["dicom_seg"])
     c = np.asarray(res.spine_centroid, float)
     written["spine_centroid"] = write_json(f["spine_centroid"], {"world": c.tolist(), "voxel": Grid.of(img).world_to_index(c)[0].tolist(), "space": "LPS mm"})
     warnings = []

@@ -181,6 +181,7 @@ class FullPipelinePredictor:
                  identify_params: dict | None = None, # keyword arguments of `identify`
                  refine_landmarks: bool = True, # move predicted landmarks along the spine to their stage-3 masks (`refine_with_masks`)
                  ctd_orientation: str = "PIR", # axes of the written _ctd.json voxel coordinates: 'PIR' (VerSe's), any code, or 'input'
+                 dicom_seg: bool = False, # also write a DICOM-SEG (<case>_dicom_seg.dcm) for DICOM inputs
                 ):
         self.device = get_device(device) if not isinstance(device, torch.device) else device
         ck = {"spine": spine_checkpoint, "vertebrae": vertebrae_checkpoint, "segmentation": segmentation_checkpoint}
@@ -189,7 +190,7 @@ class FullPipelinePredictor:
         self.sequence_model = sequence_model or (SequenceModel.from_dict(stored) if stored else SequenceModel())
         self.candidate_params, self.identify_params = dict(candidate_params or {}), dict(identify_params or {})
         if ctd_orientation != "input": ctd_orientation = _code(ctd_orientation)  # a bad code fails here, before any prediction
-        self.refine_landmarks, self.ctd_orientation = refine_landmarks, ctd_orientation
+        self.refine_landmarks, self.ctd_orientation, self.dicom_seg = refine_landmarks, ctd_orientation, dicom_seg
         self.modality = str(next(iter(self.models.values())).config.get("modality", "ct")).lower() if self.models else "ct"
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #3291e150
@@ -312,7 +313,7 @@ def predict(self: FullPipelinePredictor, image, output_dir=None, save_intermedia
     if self.refine_landmarks and landmarks is None and segment_landmarks is None and res.segmentation is not None:
         res.landmarks = refine_with_masks(res.landmarks, res.segmentation); res.info["landmarks_source"] = "predicted, refined with masks"
     t["segmentation"] = time.perf_counter() - t1; bar.update(); bar.close()
-    if output_dir is not None: write_outputs(res, output_dir, case, save_intermediates, qc, predictor=self, t_start=t0, ctd_axcodes=self.ctd_orientation)
+    if output_dir is not None: write_outputs(res, output_dir, case, save_intermediates, qc, predictor=self, t_start=t0, ctd_axcodes=self.ctd_orientation, dicom_seg=self.dicom_seg)
     t["total"] = time.perf_counter() - t0
     return res
 
@@ -367,6 +368,7 @@ def infer_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="re-run cases whose outputs are complete")
     p.add_argument("--no_qc", action="store_true", help="do not write the QC PNG")
     p.add_argument("--ctd_orientation", default="PIR", help="axes of the _ctd.json voxel coordinates: PIR (VerSe's convention, default), another code such as RAS, or 'input' (the image's own)")
+    p.add_argument("--dicom_seg", action="store_true", help="also write <case>_dicom_seg.dcm, a DICOM Segmentation referencing the source series (DICOM inputs only)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -377,7 +379,7 @@ def _make_predictor(a: argparse.Namespace, model_dir: Path, folds: list[int]) ->
     if a.sequence_model:
         seq = sequence_model_from_dataset(a.sequence_model) if str(a.sequence_model).lower().endswith(".csv") else SequenceModel.load(a.sequence_model)
     return FullPipelinePredictor.from_model_dir(model_dir, folds, a.device, sequence_model=seq, candidate_params={"border_mm": a.border_mm},
-                                              refine_landmarks=not a.stage2_landmarks, ctd_orientation=a.ctd_orientation)
+                                              refine_landmarks=not a.stage2_landmarks, ctd_orientation=a.ctd_orientation, dicom_seg=a.dicom_seg)
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #336f50ee
 def infer_cli(argv: list[str] | None = None) -> int:
@@ -387,6 +389,8 @@ def infer_cli(argv: list[str] | None = None) -> int:
         folds = [int(f) for f in str(a.folds).split(",") if f.strip()]
         cases = list_cases(a.image, a.split)
         if a.landmarks and len(cases) != 1: raise InputError(f"--landmarks {a.landmarks} fits one image, but --image {a.image} gives {len(cases)} cases")
+        bad = [str(p) for _, p in cases if not Path(p).is_dir()]
+        if a.dicom_seg and bad: raise InputError(f"--dicom_seg needs DICOM series folders as input, but {bad[0]} is a file{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}; drop --dicom_seg or pass the DICOM folder")
     except (ValueError, OSError) as e:
         print(f"spine-nb infer: {e}", file=sys.stderr); return 2
     model_dir = Path(a.model_dir) if a.model_dir else outputs_root() / "train"
