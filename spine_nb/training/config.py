@@ -4,16 +4,17 @@
 
 # %% ../../nbs/07_training.config.ipynb #7629d3e2
 from __future__ import annotations
-import dataclasses, math
+import dataclasses, difflib, math
+from pathlib import Path
 from dataclasses import dataclass
 from typing import ClassVar, Mapping
 import numpy as np
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from ..core import VERSE_NAMES
+from ..core import VERSE_NAMES, atomic_write
 
 # %% auto #0
-__all__ = ['TrainConfig', 'TrainingInputError', 'check_masks', 'load_dataset']
+__all__ = ['TrainConfig', 'read_config_file', 'write_config_file', 'TrainingInputError', 'check_masks', 'load_dataset']
 
 # %% ../../nbs/07_training.config.ipynb #1476cbdd
 @dataclass
@@ -46,6 +47,46 @@ class TrainConfig:
 def to_dict(self: TrainConfig) -> dict:
     "JSON-friendly dict of the config (tuples as lists), with its `stage`."
     return {"stage": self.stage, **{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}}
+
+# %% ../../nbs/07_training.config.ipynb #2e1c6c0a
+def _check_value(cls, name: str, v, path):
+    "`v` for field `name` of `cls`, lists as tuples; a ValueError naming `path` when its type does not fit the default's."
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    d = f.default if f.default is not dataclasses.MISSING else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+    if isinstance(v, list): v = tuple(v)
+    ok = d is None or v is None or isinstance(v, type(d)) or (isinstance(d, float) and isinstance(v, int) and not isinstance(v, bool)) \
+         or (isinstance(d, (tuple, str)) and isinstance(v, (tuple, str)))
+    if not ok: raise ValueError(f"{path}: field {name!r} needs a {type(d).__name__} (default {d!r}), got {v!r}")
+    return v
+
+def read_config_file(path: str | Path, # YAML or JSON file of config fields
+                     cls: type, # the stage's config class (its fields are the valid keys)
+                     stage: str | None = None, # the stage it is for: a file saying another stage is refused
+                    ) -> dict:
+    "The file's fields (plus 'preset'/'stage' when given), checked against `cls`."
+    import yaml
+    p = Path(path)
+    if not p.is_file(): raise FileNotFoundError(f"config file {p} does not exist")
+    try: d = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e: raise ValueError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if d is None: return {}
+    if not isinstance(d, dict): raise ValueError(f"{p} must hold a mapping of config fields (field: value), got a {type(d).__name__}")
+    if stage and d.get("stage") not in (None, stage): raise ValueError(f"{p} is a {d['stage']} config, but the stage to train is {stage}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in d:
+        if k not in names + ["preset", "stage"]:
+            near = difflib.get_close_matches(str(k), names, n=1)
+            raise ValueError(f"{p}: unknown config field {k!r}" + (f"; did you mean {near[0]!r}?" if near else "") + f" Valid fields: {', '.join(sorted(names))}")
+    return {k: v if k in ("preset", "stage") else _check_value(cls, k, v, p) for k, v in d.items()}
+
+# %% ../../nbs/07_training.config.ipynb #f881a475
+def write_config_file(config: TrainConfig, # the config a run uses
+                      path: str | Path, # destination .yaml
+                     ) -> Path:
+    "Write `config` (with its stage and preset) as YAML, atomically."
+    import yaml
+    text = yaml.safe_dump(config.to_dict(), sort_keys=True, default_flow_style=None)
+    return atomic_write(path, lambda p: Path(p).write_text(text, encoding="utf-8"))
 
 # %% ../../nbs/07_training.config.ipynb #c1fbe5a5
 class TrainingInputError(ValueError):

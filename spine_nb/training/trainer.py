@@ -418,6 +418,8 @@ def _start(self: Trainer) -> tuple[int, Any]:
     if not self.main: return start, None
     from torch.utils.tensorboard import SummaryWriter
     self.log_dir.mkdir(parents=True, exist_ok=True); self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+    from spine_nb.training.config import write_config_file
+    write_config_file(self.config, self.log_dir / "config.yaml")  # the exact configuration of this run (spine-nb train --config reads it)
     return start, SummaryWriter(str(self.log_dir))
 
 # %% ../../nbs/07b_training.trainer.ipynb #f6fc0336

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 from ...core import LANDMARK_IDS
-from ...training.config import TrainingInputError
+from ...training.config import TrainingInputError, read_config_file
 from ...training.trainer import Trainer
-from .plan import PRESETS, get_config, build_stage_network
+from .plan import PRESETS, CONFIGS, get_config, build_stage_network
 
 # %% auto #0
 __all__ = ['TRAINERS', 'centerline_error', 'landmark_metrics', 'dice_score', 'PayerTrainer', 'SpineLocalizationTrainer',
@@ -170,7 +170,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
     p.add_argument("--swa_epochs", type=int, default=None, help="average the weights of the last N epochs (SWA; default: the preset's, off)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available; under torchrun each process's GPU)")
-    p.add_argument("--preset", default="paper", choices=list(PRESETS), help="paper: original sizes; cpu: minutes on a laptop; tiny: tests")
+    p.add_argument("--preset", default=None, choices=list(PRESETS), help="paper: original sizes; cpu: minutes on a laptop; tiny: tests (default: the --config file's, else paper)")
+    p.add_argument("--config", default=None, help="YAML file of config fields (any field of the stage's config, plus preset); flags given here override it. "
+                   "Every run writes its exact configuration to OUTPUT/payer/STAGE/logs/fold_K/config.yaml, which this option reads back")
     p.add_argument("--resume", default=None, help="checkpoint to resume from, e.g. OUTPUT/payer/STAGE/checkpoints/fold_0/latest.pth")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--num_workers", type=int, default=None, help="DataLoader workers")
@@ -187,12 +189,20 @@ def train_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../../../nbs/20b_methods.payer.trainers.ipynb #bc9e0e4f
+def _cli_config(a: argparse.Namespace):
+    "The stage config `spine-nb train` arguments describe: preset, then the --config file, then the flags."
+    f = read_config_file(a.config, CONFIGS[a.stage], a.stage) if a.config else {}
+    flags = dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, swa_epochs=a.swa_epochs, num_folds=a.num_folds, seed=a.seed, num_workers=a.num_workers)
+    fields = {k: v for k, v in f.items() if k not in ("stage", "preset")}
+    return get_config(a.stage, a.preset or f.get("preset") or "paper", **{**fields, **{k: v for k, v in flags.items() if v is not None}})
+
 def train_cli(argv: list[str] | None = None) -> int:
     "`spine-nb train`: train one stage on one fold (on N processes under `torchrun`); returns the exit status."
     from spine_nb.training.distributed import ddp_cleanup
     a = train_parser().parse_args(argv)
+    try: cfg = _cli_config(a)
+    except (ValueError, FileNotFoundError) as e: print(f"spine-nb train: error: {e}", flush=True); return 2
     try:
-        cfg = get_config(a.stage, a.preset, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, swa_epochs=a.swa_epochs, num_folds=a.num_folds, seed=a.seed, num_workers=a.num_workers)
         t = TRAINERS[a.stage](a.output, a.csv, a.fold, a.device, cfg, resume=a.resume, progress=not a.no_progress)
         best = t.train()
     except TrainingInputError as e:
