@@ -27,6 +27,8 @@ setuptools.setup(
     include_package_data=True,
     install_requires=requirements,
     extras_require={'dev': dev_requirements,
+                    # the interactive 3D viewer in notebooks; without it the viewers fall back to slice views
+                    'viewer': ['ipyniivue'],
                     # itkwidgets 1.0 alpha: its Python side works offline with these pins; its viewer needs network.
                     'itk': ['itkwidgets[lab]==1.0a55', 'ngff-zarr==0.32.2', 'zarr<3']},
     dependency_links=cfg.get('dep_links', '').split(),

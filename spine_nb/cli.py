@@ -8,7 +8,7 @@ import importlib, sys, time, argparse
 from pathlib import Path
 from typing import Callable
 from . import __version__
-from .core import project_root, data_root, outputs_root, run_notebook
+from .core import project_root, data_root, outputs_root, run_notebook, add_verbosity_args, setup_logging, verbosity
 
 # %% auto #0
 __all__ = ['SUBCOMMANDS', 'DEMO_EPOCHS', 'subcommand', 'main', 'demo_train', 'demo_cli']
@@ -88,11 +88,12 @@ def _demo_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
     p.add_argument("--device", default=None, help="torch device (default: best available)")
     p.add_argument("--quick", action="store_true", help="tiny models, one epoch, coarse phantoms: checks the plumbing in about a minute")
-    return p
+    return add_verbosity_args(p)
 
 def demo_cli(argv: list[str] | None = None) -> int:
     "`spine-nb demo`: the whole pipeline on the synthetic default; prints where the results are."
-    a = _demo_parser().parse_args(argv)
+    a = _demo_parser().parse_args(argv); setup_logging(verbosity(a))
+    vflag = ["-q"] if a.quiet else ["-v"] if a.verbose else []  # the same verbosity for the commands it runs
     from spine_nb.data.phantom import generate_dataset
     from spine_nb.data.io import read_dicom_series, write_image
     from spine_nb.methods.payer.predictor import infer_cli
@@ -110,9 +111,9 @@ def demo_cli(argv: list[str] | None = None) -> int:
     _step("5/6 inference on the held-out cases")
     dev = ["--device", a.device] if a.device else []
     # --overwrite: the models were just (re)trained, so earlier predictions are stale
-    rc = infer_cli(["--image", str(csv), "--split", "test", "--model_dir", str(models), "--output", str(run / "infer"), "--quiet", "--overwrite", *dev])
+    rc = infer_cli(["--image", str(csv), "--split", "test", "--model_dir", str(models), "--output", str(run / "infer"), "--overwrite", *dev, *vflag])
     _step("6/6 evaluation (VerSe metrics)")
-    rc = evaluate_cli(["--pred", str(run / "infer"), "--csv", str(csv), "--split", "test", "--out", str(run / "metrics.csv")]) or rc
+    rc = evaluate_cli(["--pred", str(run / "infer"), "--csv", str(csv), "--split", "test", "--out", str(run / "metrics.csv"), *vflag]) or rc
     _step(f"done in {time.time() - t0:.0f} s. Results:\n  dataset      {csv}\n  exploration  {run / '03_explore.ipynb'}, {run / 'explore'}/*.png"
           f"\n  DICOM→NIfTI  {img}\n  models       {models}/payer/<stage>/checkpoints/fold_0/best.pth (curves: logs/fold_0/history.json)"
           f"\n  predictions  {run / 'infer'}/<case>_segmentation.nii.gz, _landmarks.json, _qc.png\n  metrics      {run / 'metrics.csv'}, {run / 'metrics_summary.csv'}")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #00caa43b
 from __future__ import annotations
-import os, sys, json, random, inspect, tempfile
+import os, sys, json, random, inspect, tempfile, logging, argparse
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 import numpy as np
@@ -13,7 +13,8 @@ import numpy as np
 __all__ = ['VERSE_NAMES', 'VERSE_IDS', 'ANATOMICAL_ORDER', 'REGIONS', 'LANDMARK_IDS', 'verse_id', 'verse_name', 'level_region',
            'successor', 'successors', 'landmark_channel', 'spineps_decode', 'spineps_encode', 'spider_to_verse',
            'totalseg_to_verse', 'label_lut', 'convert_labels', 'get_device', 'seed_everything', 'project_root',
-           'data_root', 'outputs_root', 'atomic_write', 'write_json', 'run_as_script', 'run_notebook']
+           'data_root', 'outputs_root', 'atomic_write', 'write_json', 'run_as_script', 'setup_logging',
+           'add_verbosity_args', 'verbosity', 'progress_on', 'run_notebook']
 
 # %% ../nbs/00_core.ipynb #5a70ed81
 VERSE_NAMES: dict[int, str] = {**{i: f"C{i}" for i in range(1, 8)}, **{i + 7: f"T{i}" for i in range(1, 13)},
@@ -200,6 +201,42 @@ def run_as_script(main: Callable[[list[str] | None], int | None]):
     "Call `main()` and exit with its status if the caller is a module run with `python -m`."
     mod = inspect.getmodule(inspect.currentframe().f_back)
     if getattr(mod, "__name__", "") == "__main__" and getattr(mod, "__file__", None): sys.exit(main() or 0)
+
+# %% ../nbs/00_core.ipynb #ae9a97b0
+class _TqdmHandler(logging.Handler):
+    "Write records to the current `sys.stderr` through `tqdm.write`, so that progress bars stay intact."
+    def emit(self, record):
+        try:
+            from tqdm.auto import tqdm
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception: self.handleError(record)
+
+def setup_logging(verbosity: int = 0 # -1: warnings and errors only, no progress bars; 0: progress messages; 1: debug, with time and module
+                 ) -> logging.Logger:
+    "Show the `spine_nb` loggers' records on stderr at `verbosity`; calling it again only changes the level."
+    log = logging.getLogger("spine_nb")
+    h = next((h for h in log.handlers if isinstance(h, _TqdmHandler)), None)
+    if h is None: h = _TqdmHandler(); log.addHandler(h)
+    h.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s" if verbosity > 0 else "%(message)s", "%H:%M:%S"))
+    log.setLevel(logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG)
+    log.propagate = False  # one copy of each message, whatever the application does with the root logger
+    return log
+
+# %% ../nbs/00_core.ipynb #5fe589d7
+def add_verbosity_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "Add `-q/--quiet` and `-v/--verbose` (mutually exclusive) to a command's parser."
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug messages too, with time and module")
+    return parser
+
+def verbosity(args: argparse.Namespace) -> int:
+    "-1 for `--quiet`, 1 for `--verbose`, else 0 (see `setup_logging`)."
+    return -1 if getattr(args, "quiet", False) else int(bool(getattr(args, "verbose", False)))
+
+def progress_on() -> bool:
+    "Whether progress bars should show: True unless the `spine_nb` logger was set above INFO (`--quiet`)."
+    return not logging.getLogger("spine_nb").level > logging.INFO
 
 # %% ../nbs/00_core.ipynb #dc747c19
 def run_notebook(nb: str | Path, # notebook: absolute, or a name relative to nbs/pipelines/ (or nbs/) of the checkout

@@ -47,6 +47,13 @@ def test_cv_help_and_module():
 def test_cv_bad_input_is_one_clear_error(tmp_path):
     r = _cv(["--csv", tmp_path / "missing.csv", "--output", tmp_path / "run"])
     assert r.returncode == 2 and "missing.csv not found" in r.stderr and "Traceback" not in r.stderr
+    csv = tmp_path / "d.csv"; csv.write_text("name,type\n"); conf = tmp_path / "c.yaml"; conf.write_text("spine: {epoch: 3}\n")
+    r = _cv(["--csv", csv, "--output", tmp_path / "run", "--config", conf])
+    assert r.returncode == 2 and "c.yaml (spine): unknown config field 'epoch'; did you mean 'epochs'?" in r.stderr, r.stderr
+    conf.write_text("preset: tiny\nvertebrae: {lr: 0.0007}\n")
+    r = _cv(["--csv", csv, "--output", tmp_path / "run", "--config", conf, "--dry-run"])
+    train_lines = [l for l in r.stdout.splitlines() if "_train." in l]
+    assert r.returncode == 0 and len(train_lines) == 15 and all('"config_file"' in l and '"preset": "tiny"' in l for l in train_lines), r.stdout + r.stderr
 
 
 @pytest.mark.timeout(300)
@@ -74,7 +81,7 @@ def test_cv_local_executor_failed_fold_and_resume(tmp_path):
     (nbs / "fail.json").write_text("[]"); mtime0 = (run / "fold_0/DONE.json").stat().st_mtime
     r = _cv(args)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "folds [0] already finished" in r.stdout and (run / "fold_0/DONE.json").stat().st_mtime == mtime0
+    assert "folds [0] already finished" in r.stderr and (run / "fold_0/DONE.json").stat().st_mtime == mtime0
     assert (run / "fold_1/DONE.json").exists() and not (run / "fold_1/FAILED.json").exists()
     import pandas as pd
     table = pd.read_csv(run / "cv_metrics.csv", index_col=0)
@@ -177,7 +184,8 @@ def test_cv_two_folds_tiny_end_to_end(tmp_path):
     csv = generate_dataset(tmp_path / "data", n=4, seed=0, spacing=(4.0, 4.0, 4.0), progress=False)
     run = tmp_path / "cv"
     t0 = time.time()
-    r = _cv(["--csv", csv, "--output", run, "--folds", 2, "--preset", "tiny", "--epochs", 1, "--device", "cpu", "--executor", "local",
+    conf = tmp_path / "train.yaml"; conf.write_text("preset: tiny\nvertebrae:\n  lr: 0.0007\n")  # --config: a section for one stage
+    r = _cv(["--csv", csv, "--output", run, "--folds", 2, "--config", conf, "--epochs", 1, "--device", "cpu", "--executor", "local",
              "--timeout-min", 14], timeout=880)
     dt = time.time() - t0
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:] + "".join(
@@ -187,6 +195,11 @@ def test_cv_two_folds_tiny_end_to_end(tmp_path):
         for nb in REAL_NOTEBOOKS: assert (run / f"fold_{k}" / nb).exists(), nb
         for stage in ("spine", "vertebrae", "segmentation"):
             assert (run / f"fold_{k}/models/payer/{stage}/checkpoints/fold_{k}/best.pth").exists(), (k, stage)
+        import yaml  # the exact config each fold trained with: the file's preset and field, the --epochs flag
+        used = {s: yaml.safe_load((run / f"fold_{k}/models/payer/{s}/logs/fold_{k}/config.yaml").read_text(encoding="utf-8")) for s in ("spine", "vertebrae")}
+        assert used["vertebrae"]["lr"] == 0.0007 and used["spine"]["lr"] != 0.0007, used
+        assert {u["preset"] for u in used.values()} == {"tiny"} and {u["epochs"] for u in used.values()} == {1}
+    assert (run / "train_config.yaml").read_text(encoding="utf-8") == conf.read_text(encoding="utf-8")
     import pandas as pd
     table = pd.read_csv(run / "cv_metrics.csv", index_col=0)
     assert "dice_mean" in table.index and table.loc["dice_mean", "n"] == 2

@@ -213,7 +213,7 @@ def test_cli_help_and_real_conversion(tmp_path):
     src = ROOT / "data" / "samples" / "totalseg_ct_dicom" / "example_ct_dicom"
     out = tmp_path / "ct.nii.gz"
     r = subprocess.run([PY, "-m", "spine_nb.convert_dicom", str(src), str(out)], capture_output=True, text=True, encoding="utf-8", cwd=ROOT)
-    assert r.returncode == 0 and "wrote" in r.stdout, r.stderr
+    assert r.returncode == 0 and "wrote" in r.stderr, r.stderr  # messages go through logging, to stderr
     assert read_image(out).GetSize() == (512, 512, 20)
     r = subprocess.run([PY, "-m", "spine_nb.info", str(out)], capture_output=True, text=True, encoding="utf-8", cwd=ROOT)
     assert r.returncode == 0 and "orientation LPS" in r.stdout and "range       -1024 .. 1839" in r.stdout

@@ -318,9 +318,12 @@ def test_evaluate_dataset_with_landmarks_real(tmp_path):
 
 def test_cli_exit_codes_and_help(tmp_path, capsys):
     csv = _write_dataset(tmp_path)
+    assert evaluate_cli(["--pred", str(tmp_path / "pred"), "--csv", str(csv), "--out", str(tmp_path / "m.csv")]) == 1
+    err = capsys.readouterr().err  # messages go through logging, to stderr
+    assert "evaluated 2/3 cases" in err and "FAILED case1" in err and "id_rate=" in err
     assert evaluate_cli(["--pred", str(tmp_path / "pred"), "--csv", str(csv), "--out", str(tmp_path / "m.csv"), "--quiet"]) == 1
-    out = capsys.readouterr().out
-    assert "evaluated 2/3 cases" in out and "FAILED case1" in out and "id_rate=" in out
+    err = capsys.readouterr().err  # --quiet: the failure, not the summary
+    assert "FAILED case1" in err and "evaluated" not in err
     assert evaluate_cli(["--pred", str(tmp_path / "pred"), "--csv", str(csv), "--out", str(tmp_path / "m.csv"), "--split", "train", "--quiet"]) == 0
     assert evaluate_cli(["--pred", str(tmp_path / "missing"), "--csv", str(csv)]) == 1
     assert "not found" in capsys.readouterr().err
@@ -340,3 +343,22 @@ def test_console_script_help():
 def test_report_max_difference():
     "Runs last: prints the largest disagreement with MONAI seen in this session."
     if MAX_DIFF: print("max |ours - MONAI| overall:", max(MAX_DIFF.values()), MAX_DIFF)
+
+
+def test_predicted_ctd_scores_with_verse_get_hits_as_written(tmp_path):
+    "A predicted _ctd.json (PIR by default) is scored right by VerSe's get_hits against a truth file, with no reorienting, on a scan stored as ASL."
+    from spine_nb.core import VERSE_NAMES
+    from spine_nb.data.io import Centroids, read_ctd
+    from spine_nb.data.phantom import make_phantom
+    from spine_nb.inference.predictor import PredictionResult
+    from spine_nb.inference.writers import _write_landmarks
+    ph = make_phantom(3, fov=("T11", "L4"), spacing=(1.0, 1.0, 1.0), orientation="ASL")
+    truth = Centroids.from_world(ph["centroids"], ph["image"], ("P", "I", "R"), decimals=2).points
+    off = np.array([2.0, -1.5, 1.0])  # a near miss in world mm: every level is still a hit
+    recs = [{"label": k, "name": VERSE_NAMES[k], "world": [float(x) for x in np.asarray(w) + off], "score": 1.0} for k, w in ph["centroids"].items()]
+    res = PredictionResult(None, recs, np.zeros(3), {}, ph["image"])
+    pred = read_ctd(_write_landmarks(res, tmp_path / "pred_ctd.json")).points
+    hits = verse_get_hits(truth, pred)
+    assert len(hits) == len(ph["centroids"]) >= 5 and all(hits.values()), hits
+    raw = read_ctd(_write_landmarks(res, tmp_path / "input_ctd.json", "input")).points  # the image's own ASL axes
+    assert not all(verse_get_hits(truth, raw).values()), "on the input's axes VerSe's code would score the same prediction wrong"

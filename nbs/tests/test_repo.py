@@ -66,3 +66,30 @@ def test_papermill_understands_every_parameter():
         declared = {m.group(1) for m in re.finditer(r"^(\w+)\s*[:=]", "".join(src[0]["source"]), re.M)}
         parsed = set(pm.inspect_notebook(str(nb)))
         assert declared == parsed, f"{nb.name}: papermill cannot parse {sorted(declared - parsed)} (no '=' inside comments)"
+
+
+def _requirement_names(key: str) -> dict[str, str]:
+    "{normalised distribution name: its requirement} of `key` in settings.ini."
+    import configparser, re, shlex
+    cfg = configparser.ConfigParser(); cfg.read(ROOT / "settings.ini", encoding="utf-8")
+    reqs = shlex.split(cfg["DEFAULT"].get(key, ""))
+    return {re.split(r"[<>=!~\[ ]", r, maxsplit=1)[0].lower().replace("_", "-"): r for r in reqs}
+
+
+def test_requirements_are_ranges_and_declare_every_import():
+    "The library's requirements are ranges (exact pins only in dev_requirements, for CI), and every third-party module it imports is declared."
+    import ast, importlib.metadata as md
+    runtime, dev = _requirement_names("requirements"), _requirement_names("dev_requirements")
+    assert not [r for r in runtime.values() if "==" in r], f"exact pins reach every user: {runtime}"
+    assert {"torch", "monai"} <= set(dev) and "==" in dev["torch"], "CI keeps its exact torch/monai pins in dev_requirements"
+    extras = {"ipyniivue", "itkwidgets"}  # the `viewer` and `itk` extras of setup.py
+    assert all(e in (ROOT / "setup.py").read_text(encoding="utf-8") for e in extras)
+    mods = set()
+    for f in (ROOT / "spine_nb").rglob("*.py"):
+        for n in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(n, ast.Import): mods |= {a.name.split(".")[0] for a in n.names}
+            elif isinstance(n, ast.ImportFrom) and n.level == 0 and n.module: mods.add(n.module.split(".")[0])
+    dists = md.packages_distributions()
+    third = sorted(m for m in mods - set(sys.stdlib_module_names) - {"spine_nb"} if m not in extras)
+    undeclared = [m for m in third if not {d.lower().replace("_", "-") for d in dists.get(m, [m])} & set(runtime)]
+    assert not undeclared, f"imported by spine_nb but not in settings.ini requirements: {undeclared}"

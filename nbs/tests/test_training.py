@@ -27,7 +27,7 @@ def dataset(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("stage", ["spine", "vertebrae", "segmentation"])
 def test_train_one_epoch(dataset, tmp_path, stage):
     r = train("--stage", stage, "--csv", dataset, "--output", tmp_path, "--epochs", 1)
-    assert "best validation loss" in r.stdout
+    assert "best validation loss" in r.stderr  # through logging, on stderr
     ck = tmp_path / "payer" / stage / "checkpoints" / "fold_0"
     assert {"best.pth", "latest.pth", "epoch_0000.pth"} <= {p.name for p in ck.iterdir()}
     hist = json.loads((tmp_path / "payer" / stage / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))
@@ -71,21 +71,22 @@ def test_bad_inputs(dataset, tmp_path):
     from spine_nb.data.io import read_dataset_csv, write_dataset_csv
     df = read_dataset_csv(dataset)
     bad = df.copy(); bad.loc[1, "mask_path"] = str(tmp_path / "gone_msk.nii.gz"); write_dataset_csv(bad, tmp_path / "missing.csv")
-    r = train("--stage", "spine", "--csv", tmp_path / "missing.csv", "--output", tmp_path / "o", check=False)
-    assert r.returncode == 2 and "gone_msk.nii.gz" in r.stdout, r.stdout + r.stderr
+    r = train("--stage", "spine", "--csv", tmp_path / "missing.csv", "--output", tmp_path / "o", "--quiet", check=False)
+    assert r.returncode == 2 and "gone_msk.nii.gz" in r.stderr, r.stdout + r.stderr  # errors show under --quiet
 
     m = sitk.ReadImage(df.loc[0, "mask_path"]); a = sitk.GetArrayFromImage(m); a[a == 20] = 120
     mi = sitk.GetImageFromArray(a); mi.CopyInformation(m); sitk.WriteImage(mi, str(tmp_path / "spider_msk.nii.gz"))
     bad = df.copy(); bad.loc[0, "mask_path"] = str(tmp_path / "spider_msk.nii.gz"); write_dataset_csv(bad, tmp_path / "labels.csv")
     r = train("--stage", "spine", "--csv", tmp_path / "labels.csv", "--output", tmp_path / "o", check=False)
-    assert r.returncode == 2 and "labels [120] are not VerSe" in r.stdout and "spider_msk.nii.gz" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 2 and "labels [120] are not VerSe" in r.stderr and "spider_msk.nii.gz" in r.stderr, r.stdout + r.stderr
 
-    train("--stage", "spine", "--csv", dataset, "--output", tmp_path / "o", "--epochs", 1)
+    r = train("--stage", "spine", "--csv", dataset, "--output", tmp_path / "o", "--epochs", 1, "-q")
+    assert "best validation loss" not in r.stdout + r.stderr  # --quiet: warnings and errors only
     ck = tmp_path / "o" / "payer" / "spine" / "checkpoints" / "fold_0" / "latest.pth"
     r = train("--stage", "segmentation", "--csv", dataset, "--output", tmp_path / "o", "--resume", ck, check=False)
-    assert r.returncode == 2 and "is a 'spine' checkpoint" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 2 and "is a 'spine' checkpoint" in r.stderr, r.stdout + r.stderr
     r = train("--stage", "spine", "--csv", dataset, "--output", tmp_path / "o", "--resume", tmp_path / "nope.pth", check=False)
-    assert r.returncode == 2 and "nope.pth does not exist" in r.stdout
+    assert r.returncode == 2 and "nope.pth does not exist" in r.stderr
 
 
 def test_cli_help():
@@ -101,7 +102,7 @@ def test_torchrun_ddp(dataset, tmp_path):
            "--preset", "tiny", "--csv", str(dataset), "--output", str(tmp_path), "--device", "cpu", "--no_progress", "--epochs", "2"]
     r = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", env=ENV, cwd=tmp_path, timeout=280)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count("best validation loss") == 1, r.stdout  # printed by the main process only
+    assert r.stderr.count("best validation loss") == 1, r.stderr  # logged by the main process only
     ck = tmp_path / "payer" / "spine" / "checkpoints" / "fold_0"
     assert {"best.pth", "latest.pth", "epoch_0000.pth", "epoch_0001.pth"} <= {p.name for p in ck.iterdir()}
     hist = json.loads((tmp_path / "payer" / "spine" / "logs" / "fold_0" / "history.json").read_text(encoding="utf-8"))

@@ -4,15 +4,16 @@
 
 # %% ../../nbs/01_data.io.ipynb #8d784e48
 from __future__ import annotations
-import os, re, sys, json, math, locale, argparse, tempfile, warnings, contextlib
+import os, re, sys, json, math, locale, logging, argparse, tempfile, warnings, contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence, TYPE_CHECKING
 import numpy as np
 import SimpleITK as sitk
 from fastcore.basics import patch
-from ..core import VERSE_NAMES, verse_id, totalseg_to_verse, project_root, atomic_write
+from ..core import VERSE_NAMES, verse_id, totalseg_to_verse, project_root, atomic_write, add_verbosity_args, setup_logging, verbosity
 if TYPE_CHECKING: import pandas as pd
+_log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'WORLD_AXCODES', 'DATASET_COLUMNS', 'PATH_COLUMNS', 'SPLIT_TYPES', 'SpineIOError',
@@ -826,13 +827,14 @@ def describe(path: str | Path, # image file, DICOM folder, _ctd.json, dataset CS
 
 # %% ../../nbs/01_data.io.ipynb #fd88462c
 def _cli(prog: str, parser: argparse.ArgumentParser, argv, run: Callable[[argparse.Namespace], int]) -> int:
-    "Parse `argv`, run, and turn user errors into a one-line message and exit code 1."
-    try: args = parser.parse_args(argv)
+    "Parse `argv` (with `-q/-v`), run, and turn user errors into a one-line message and exit code 1."
+    try: args = add_verbosity_args(parser).parse_args(argv)
     except SystemExit as e: return int(e.code or 0)
+    setup_logging(verbosity(args))
     try: return run(args) or 0
     except (SpineIOError, OSError, ValueError, RuntimeError) as e:
         msg = str(e).strip()
-        print(f"{prog}: error: {msg}", file=sys.stderr); return 1
+        _log.error(f"{prog}: error: {msg}"); return 1
 
 # %% ../../nbs/01_data.io.ipynb #48a81924
 def _convert_dicom_parser(prog: str) -> argparse.ArgumentParser:
@@ -857,9 +859,9 @@ def _convert_dicom(a: argparse.Namespace, prog: str) -> int:
     if not image_suffix(a.out): raise SpineIOError(f"cannot write {a.out}: unknown image suffix; use one of {', '.join(IMAGE_SUFFIXES)}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always"); image = read_dicom_series(a.src, a.series, strict=not a.force)
-    for w in caught: print(f"{prog}: warning: {w.message}", file=sys.stderr)
+    for w in caught: _log.warning(f"{prog}: warning: {w.message}")
     write_image(image, a.out)
-    print(f"wrote {a.out}: size {image.GetSize()}, spacing {tuple(round(s, 4) for s in image.GetSpacing())} mm, orientation {orientation_code(image)}")
+    _log.info(f"wrote {a.out}: size {image.GetSize()}, spacing {tuple(round(s, 4) for s in image.GetSpacing())} mm, orientation {orientation_code(image)}")
     return 0
 
 # %% ../../nbs/01_data.io.ipynb #b02c63de

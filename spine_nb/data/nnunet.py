@@ -4,12 +4,13 @@
 
 # %% ../../nbs/01b_data.nnunet.ipynb #d1d6d814
 from __future__ import annotations
-import argparse, re, warnings
+import argparse, logging, re, warnings
 from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 from ..core import VERSE_NAMES, convert_labels, write_json
 from .io import DatasetError, read_dataset_csv, read_image, write_image, kfold_splits, _cli
+_log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['NNUNET_LABELS', 'nnunet_case_id', 'export_nnunet', 'export_nnunet_cli']
@@ -126,6 +127,6 @@ def export_nnunet_cli(argv: list[str] | None = None) -> int:
     "`spine-nb export-nnunet`: write an nnU-Net v2 raw dataset; returns the exit status."
     def run(a):
         r = export_nnunet(a.csv, a.out, a.id, a.name, a.target, a.folds, a.seed, a.modality)
-        print(f"{r['folder']}: {r['training']} training and {r['test']} test cases" + (f", {len(r['failures'])} failed (export_failures.json)" if r["failures"] else ""))
-        print(f"then: nnUNetv2_plan_and_preprocess -d {a.id} --verify_dataset_integrity; copy splits_final.json into the preprocessed folder (README.txt)")
+        _log.info(f"{r['folder']}: {r['training']} training and {r['test']} test cases" + (f", {len(r['failures'])} failed (export_failures.json)" if r["failures"] else ""))
+        _log.info(f"then: nnUNetv2_plan_and_preprocess -d {a.id} --verify_dataset_integrity; copy splits_final.json into the preprocessed folder (README.txt)")
     return _cli("spine-nb export-nnunet", _export_nnunet_parser(), argv, run)

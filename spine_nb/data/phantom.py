@@ -4,15 +4,16 @@
 
 # %% ../../nbs/02_data.phantom.ipynb #081a9200
 from __future__ import annotations
-import argparse, math, sys, textwrap, time
+import argparse, logging, math, sys, textwrap, time
 from pathlib import Path
 from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 from fastcore.basics import patch
 from scipy import ndimage
-from ..core import VERSE_NAMES, verse_id, verse_name, atomic_write, write_json
+from ..core import VERSE_NAMES, verse_id, verse_name, atomic_write, write_json, add_verbosity_args, setup_logging, verbosity
 from .io import write_image, Centroids, write_ctd, write_dataset_csv
+_log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['TISSUE', 'FOVS', 'CONTRASTS', 'level_sequence', 'level_dims', 'spine_curve', 'plan_anatomy', 'body_profile',
@@ -1147,8 +1148,7 @@ def _phantom_parser(prog: str = "spine-nb phantom") -> argparse.ArgumentParser:
     ap.add_argument("--test-fraction", type=float, default=0.0, help="fraction of cases marked type=test in the CSV (default 0)")
     ap.add_argument("--max-voxels", type=float, default=12e6, help="voxel budget per image for drawn spacings (default 12e6)")
     ap.add_argument("--workers", type=int, default=1, metavar="N", help="processes generating cases in parallel (default 1; same files)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    return ap
+    return add_verbosity_args(ap)
 
 # %% ../../nbs/02_data.phantom.ipynb #411f8a23
 def phantom_cli(argv: list[str] | None = None # arguments after `spine-nb phantom`; default sys.argv[1:]
@@ -1158,10 +1158,11 @@ def phantom_cli(argv: list[str] | None = None # arguments after `spine-nb phanto
     ap = _phantom_parser(prog)
     try: a = ap.parse_args(argv)
     except SystemExit as e: return int(e.code or 0)
+    setup_logging(verbosity(a))
     try:
         t0 = time.perf_counter()
         csv = generate_dataset(a.out, a.n, a.seed, a.modality, a.fov, a.spacing, a.orientation, a.test_fraction, a.max_voxels, progress=not a.quiet, workers=a.workers)
-        print(f"wrote {a.n} case(s) and {csv} in {time.perf_counter() - t0:.1f} s")
+        _log.info(f"wrote {a.n} case(s) and {csv} in {time.perf_counter() - t0:.1f} s")
         return 0
     except (ValueError, OSError) as e:
-        print(f"{prog}: error: {str(e).strip().splitlines()[0]}", file=sys.stderr); return 1
+        _log.error(f"{prog}: error: {str(e).strip().splitlines()[0]}"); return 1

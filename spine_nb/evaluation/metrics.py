@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10_evaluation.metrics.ipynb #6876aac2
 from __future__ import annotations
-import argparse, json, sys, time, warnings
+import argparse, json, logging, sys, time, warnings
 from pathlib import Path
 from typing import Sequence
 import numpy as np
@@ -15,7 +15,8 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from monai.metrics.utils import get_edge_surface_distance
-from ..core import VERSE_NAMES, ANATOMICAL_ORDER, level_region, verse_name, atomic_write
+from ..core import VERSE_NAMES, ANATOMICAL_ORDER, level_region, verse_name, atomic_write, add_verbosity_args, setup_logging, verbosity
+_log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['check_same_grid', 'as_label_array', 'mask_centroids', 'binary_metrics', 'identification_hits', 'summarise_rows',
@@ -399,26 +400,25 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     ap.add_argument("--csv", required=True, type=Path, help="dataset CSV (name,type,image_path,mask_path,centroid_json_path)")
     ap.add_argument("--out", type=Path, default=Path("metrics.csv"), help="per-vertebra CSV to write (default: metrics.csv)")
     ap.add_argument("--split", default=None, help="evaluate only rows of this type, e.g. val or test (default: all rows)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    return ap
+    return add_verbosity_args(ap)
 
 # %% ../../nbs/10_evaluation.metrics.ipynb #f052bd6d
 def evaluate_cli(argv: list[str] | None = None # command-line arguments (default: sys.argv[1:])
                 ) -> int:
     "`spine-nb evaluate`: VerSe metrics of a prediction folder against a dataset CSV; 0 if every case was evaluated, else 1."
-    a = _evaluate_parser().parse_args(argv)
+    a = _evaluate_parser().parse_args(argv); setup_logging(verbosity(a))
     try: verts, cases = evaluate_dataset(a.pred, a.csv, a.out, split=a.split, progress=not a.quiet)
     except (FileNotFoundError, ValueError) as e:
-        print(f"spine-nb evaluate: {e}", file=sys.stderr); return 1
+        _log.error(f"spine-nb evaluate: {e}"); return 1
     _print_summary(verts, cases, a.out)
     return int((cases.status != "ok").any())
 
 # %% ../../nbs/10_evaluation.metrics.ipynb #fb6bb20a
 def _print_summary(verts: pd.DataFrame, cases: pd.DataFrame, out: Path) -> None:
-    "Print how many cases were evaluated, the pooled dataset metrics and every failed case."
+    "Log how many cases were evaluated, the pooled dataset metrics and every failed case."
     ok = int((cases.status == "ok").sum())
-    print(f"evaluated {ok}/{len(cases)} cases -> {out} and {summary_path(out)}")
+    _log.info(f"evaluated {ok}/{len(cases)} cases -> {out} and {summary_path(out)}")
     s = dataset_summary(verts)
-    if s: print("  " + "  ".join(f"{k}={s[k]:.3f}" for k in ("dice_mean", "hd95_mean", "assd_mean", "id_rate", "id_rate_4mm", "mld", "precision", "recall")),
-                f"(vertebrae: {s['n_gt']} true, {s['n_missing']} missing, {s['n_extra']} extra)")
-    for _, r in cases[cases.status != "ok"].iterrows(): print(f"  FAILED {r['case']}: {r['error']}")
+    if s: _log.info("  " + "  ".join(f"{k}={s[k]:.3f}" for k in ("dice_mean", "hd95_mean", "assd_mean", "id_rate", "id_rate_4mm", "mld", "precision", "recall"))
+                   + f" (vertebrae: {s['n_gt']} true, {s['n_missing']} missing, {s['n_extra']} extra)")
+    for _, r in cases[cases.status != "ok"].iterrows(): _log.error(f"  FAILED {r['case']}: {r['error']}")

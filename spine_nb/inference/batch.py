@@ -4,13 +4,14 @@
 
 # %% ../../nbs/09c_inference.batch.ipynb #efc24d2c
 from __future__ import annotations
-import csv, json, time, traceback
+import csv, json, logging, time, traceback
 from pathlib import Path
 from typing import Sequence
 from tqdm.auto import tqdm
 from ..core import atomic_write, write_json
 from .predictor import InputError, case_name
 from .writers import output_files, is_complete, _versions
+_log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'SUMMARY_FIELDS', 'list_cases', 'run_batch']
@@ -51,12 +52,12 @@ def _skipped_fields(out: Path, case: str) -> dict:
     m = json.loads(output_files(out, case)["metadata"].read_text(encoding="utf-8"))
     return dict(status="skipped", n_vertebrae=m.get("n_vertebrae", ""), levels=" ".join(m.get("levels", [])))
 
-def _record_failure(out: Path, case: str, img, e: Exception, progress: bool) -> str:
+def _record_failure(out: Path, case: str, img, e: Exception) -> str:
     "Write the metadata of a failed case (call inside the `except` block); returns the error message."
     msg = f"{type(e).__name__}: {e}"
     write_json(output_files(out, case)["metadata"], {"case": case, "status": "failed", "input": {"path": str(img)}, "error": msg,
                                                      "traceback": traceback.format_exc(limit=8), "versions": _versions()})
-    if progress: tqdm.write(f"{case}: FAILED {msg}")
+    _log.warning(f"{case}: FAILED {msg}")  # as it happens; the command lists the failures again at the end
     return msg
 
 # %% ../../nbs/09c_inference.batch.ipynb #003e94e6
@@ -76,7 +77,7 @@ def run_batch(cases: Sequence[tuple[str, Path]], # (case, image path) pairs
                 pred = pred or make_predictor()
                 res = pred.predict(img, output_dir=out, save_intermediates=save_intermediates, landmarks=landmarks, case=case, qc=qc, progress=progress)
                 row.update(n_vertebrae=len(res.landmarks), levels=" ".join(l["name"] for l in res.landmarks))
-            except Exception as e: row.update(status="failed", error=_record_failure(out, case, img, e, progress))
+            except Exception as e: row.update(status="failed", error=_record_failure(out, case, img, e))
         row["seconds"] = round(time.perf_counter() - t0, 2); rows.append(row)
         _write_summary(rows, out / "summary.csv")
     return rows

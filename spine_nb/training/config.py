@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 from ..core import VERSE_NAMES, atomic_write
 
 # %% auto #0
-__all__ = ['TrainConfig', 'read_config_file', 'write_config_file', 'TrainingInputError', 'check_masks', 'load_dataset']
+__all__ = ['TrainConfig', 'check_config', 'read_config_file', 'write_config_file', 'read_stage_configs', 'TrainingInputError',
+           'check_masks', 'load_dataset']
 
 # %% ../../nbs/07_training.config.ipynb #1476cbdd
 @dataclass
@@ -59,11 +60,8 @@ def _check_value(cls, name: str, v, path):
     if not ok: raise ValueError(f"{path}: field {name!r} needs a {type(d).__name__} (default {d!r}), got {v!r}")
     return v
 
-def read_config_file(path: str | Path, # YAML or JSON file of config fields
-                     cls: type, # the stage's config class (its fields are the valid keys)
-                     stage: str | None = None, # the stage it is for: a file saying another stage is refused
-                    ) -> dict:
-    "The file's fields (plus 'preset'/'stage' when given), checked against `cls`."
+def _load_mapping(path: str | Path) -> dict:
+    "The YAML/JSON mapping in `path` ({} for an empty file); one clear error for a missing file, bad YAML or a non-mapping."
     import yaml
     p = Path(path)
     if not p.is_file(): raise FileNotFoundError(f"config file {p} does not exist")
@@ -71,13 +69,28 @@ def read_config_file(path: str | Path, # YAML or JSON file of config fields
     except yaml.YAMLError as e: raise ValueError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
     if d is None: return {}
     if not isinstance(d, dict): raise ValueError(f"{p} must hold a mapping of config fields (field: value), got a {type(d).__name__}")
-    if stage and d.get("stage") not in (None, stage): raise ValueError(f"{p} is a {d['stage']} config, but the stage to train is {stage}")
+    return d
+
+def check_config(d: Mapping, # config fields, plus optional 'preset' and 'stage'
+                 cls: type, # the stage's config class (its fields are the valid keys)
+                 stage: str | None = None, # the stage it is for: fields saying another stage are refused
+                 source="config", # where `d` came from, for messages (a file name)
+                ) -> dict:
+    "`d` checked against `cls`: an unknown field is named with the nearest valid one, a wrongly typed value with its type."
+    if stage and d.get("stage") not in (None, stage): raise ValueError(f"{source} is a {d['stage']} config, but the stage to train is {stage}")
     names = [f.name for f in dataclasses.fields(cls)]
     for k in d:
         if k not in names + ["preset", "stage"]:
             near = difflib.get_close_matches(str(k), names, n=1)
-            raise ValueError(f"{p}: unknown config field {k!r}" + (f"; did you mean {near[0]!r}?" if near else "") + f" Valid fields: {', '.join(sorted(names))}")
-    return {k: v if k in ("preset", "stage") else _check_value(cls, k, v, p) for k, v in d.items()}
+            raise ValueError(f"{source}: unknown config field {k!r}" + (f"; did you mean {near[0]!r}?" if near else "") + f" Valid fields: {', '.join(sorted(names))}")
+    return {k: v if k in ("preset", "stage") else _check_value(cls, k, v, source) for k, v in d.items()}
+
+def read_config_file(path: str | Path, # YAML or JSON file of config fields
+                     cls: type, # the stage's config class (its fields are the valid keys)
+                     stage: str | None = None, # the stage it is for: a file saying another stage is refused
+                    ) -> dict:
+    "The file's fields (plus 'preset'/'stage' when given), checked against `cls`."
+    return check_config(_load_mapping(path), cls, stage, Path(path))
 
 # %% ../../nbs/07_training.config.ipynb #f881a475
 def write_config_file(config: TrainConfig, # the config a run uses
@@ -87,6 +100,26 @@ def write_config_file(config: TrainConfig, # the config a run uses
     import yaml
     text = yaml.safe_dump(config.to_dict(), sort_keys=True, default_flow_style=None)
     return atomic_write(path, lambda p: Path(p).write_text(text, encoding="utf-8"))
+
+# %% ../../nbs/07_training.config.ipynb #14850831
+def read_stage_configs(path: str | Path, # YAML file: {preset, shared fields, <stage>: {fields}} or a one-stage file with 'stage'
+                       classes: Mapping[str, type], # {stage: its config class}
+                      ) -> dict[str, dict]:
+    "{stage: checked fields} for the stages the file configures (every stage in `classes` unless it is a one-stage file)."
+    p = Path(path); d = _load_mapping(p)
+    if "stage" in d:
+        if d["stage"] not in classes: raise ValueError(f"{p} is a {d['stage']!r} config; the stages are {', '.join(classes)}")
+        return {d["stage"]: check_config(d, classes[d["stage"]], d["stage"], p)}
+    fields = {s: {f.name for f in dataclasses.fields(c)} for s, c in classes.items()}
+    for k, v in d.items():
+        if k in classes and not isinstance(v, dict): raise ValueError(f"{p}: section {k!r} must be a mapping of {k} config fields, got {v!r}")
+        if k in classes or k == "preset" or all(k in f for f in fields.values()): continue
+        owners = [s for s, f in fields.items() if k in f]
+        if owners: raise ValueError(f"{p}: field {k!r} belongs to the {' and '.join(owners)} stage(s) only; put it under {owners[0]}:")
+        near = difflib.get_close_matches(str(k), sorted(set().union(*fields.values()) | set(classes)), n=1)
+        raise ValueError(f"{p}: unknown config field or stage {k!r}" + (f"; did you mean {near[0]!r}?" if near else ""))
+    shared = {k: v for k, v in d.items() if k not in classes}
+    return {s: check_config({**shared, **(d.get(s) or {})}, c, s, f"{p} ({s})") for s, c in classes.items()}
 
 # %% ../../nbs/07_training.config.ipynb #c1fbe5a5
 class TrainingInputError(ValueError):

@@ -4,14 +4,16 @@
 
 # %% ../../../nbs/20d_methods.payer.cv.ipynb #97911adc
 from __future__ import annotations
-import argparse, json, shutil, sys, time, traceback
+import argparse, json, logging, shutil, sys, time, traceback
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Sequence
 import numpy as np
 import pandas as pd
-from ...core import project_root, write_json, atomic_write
-from .plan import STAGES
+from ...core import project_root, write_json, atomic_write, add_verbosity_args, setup_logging, verbosity, progress_on
+from ...training.config import read_stage_configs
+from .plan import STAGES, CONFIGS
+_log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['STAGE_NOTEBOOKS', 'INFER_NOTEBOOK', 'EVAL_NOTEBOOK', 'EXECUTORS', 'parse_stages', 'CVConfig', 'fold_dir',
@@ -46,6 +48,8 @@ class CVConfig:
     device: str | None = None     # e.g. 'cpu', 'cuda'
     seed: int = 0                 # seed of the split and of training
     nbs_dir: str | None = None    # folder holding the notebooks (default: the project's nbs/)
+    config: str | None = None     # YAML of training config fields: one stage's, or a section per stage (`read_stage_configs`)
+    verbosity: int = 0            # log level of the fold jobs (see `setup_logging`)
 
     def notebooks_dir(self) -> Path: return Path(self.nbs_dir) if self.nbs_dir else project_root() / "nbs" / "pipelines"
 
@@ -70,7 +74,9 @@ def fold_notebooks(cfg: CVConfig, # the run's settings
     fd = fold_dir(cfg.output, fold); models = fd / "models"
     common = dict(csv=str(cfg.csv), fold=fold, num_folds=cfg.num_folds, seed=cfg.seed, device=cfg.device, show_viewer=False)
     train = dict(common, output_dir=str(models), preset=cfg.preset, epochs=cfg.epochs)
-    plan = [(STAGE_NOTEBOOKS[s], train) for s in cfg.stages]
+    files = read_stage_configs(cfg.config, CONFIGS) if cfg.config else {}  # the stages the file configures
+    per_stage = {s: dict(train, config_file=cfg.config, preset=cfg.preset or files[s].get("preset")) if s in files else train for s in cfg.stages}
+    plan = [(STAGE_NOTEBOOKS[s], per_stage[s]) for s in cfg.stages]
     plan.append((INFER_NOTEBOOK, dict(common, split="val", model_dir=str(models), output_dir=str(fd / "inference"))))
     plan.append((EVAL_NOTEBOOK, dict(common, split="val", pred_dir=str(fd / "inference" / "results"), run_dir=str(fd / "evaluation"))))
     return [(nb, _drop_unset(nb, p)) for nb, p in plan]
@@ -193,11 +199,12 @@ def run_fold(fold: int, # fold index
             ) -> dict:
     "Execute one fold's notebooks; writes and returns the DONE.json or FAILED.json record."
     from spine_nb.core import run_notebook
+    if not logging.getLogger("spine_nb").handlers: setup_logging(cfg.verbosity)  # a fresh job process
     fd = _clean_fold_dir(cfg.output, fold)
     t0, steps = time.time(), []
     for name, params in fold_notebooks(cfg, fold):
         src, out = cfg.notebooks_dir() / name, fd / name
-        print(f"[cv] fold {fold}: {name}", flush=True)
+        _log.info(f"[cv] fold {fold}: {name}")
         try: steps.append(_run_step(src, out, params, run_notebook))
         except Exception as e: return _fold_failed(fd, fold, src, out, e, steps, t0)
     return _fold_done(fd, fold, steps, t0)
@@ -267,7 +274,7 @@ def _submit_fold(executor, # from `make_executor`
         slot_of[k] = next(s for s in slots if s not in slot_of.values())
         executor.update_parameters(local_visible_gpus=slot_of[k])
     running[k] = job = executor.submit(job_fn, k, cfg)
-    print(f"[cv] fold {k}: job {job.job_id} ({executor.cluster}{f', GPUs {slot_of[k]}' if k in slot_of else ''})", flush=True)
+    _log.info(f"[cv] fold {k}: job {job.job_id} ({executor.cluster}{f', GPUs {slot_of[k]}' if k in slot_of else ''})")
     if executor.cluster == "debug": job.wait()  # debug jobs run in this process on demand
 
 # %% ../../../nbs/20d_methods.payer.cv.ipynb #b8beed81
@@ -292,7 +299,8 @@ def _collect_finished(running: dict, # {fold: job} of the running folds
     for k, job in list(running.items()):
         if job.done():
             out[k] = _job_record(job, k, cfg); del running[k]; slot_of.pop(k, None); bar.update()
-            print(f"[cv] fold {k}: {out[k]['status']}" + (f" ({out[k].get('error')})" if out[k]["status"] != "done" else ""), flush=True)
+            if out[k]["status"] == "done": _log.info(f"[cv] fold {k}: done")
+            else: _log.warning(f"[cv] fold {k}: {out[k]['status']} ({out[k].get('error')})")
 
 # %% ../../../nbs/20d_methods.payer.cv.ipynb #0a57173c
 def run_folds(folds: Sequence[int], # fold indices to run
@@ -308,7 +316,7 @@ def run_folds(folds: Sequence[int], # fold indices to run
     pending, running, out, slot_of = list(folds), {}, {}, {}
     limit, slots = _parallel_slots(executor, max_parallel, len(pending))
     try:
-        with tqdm(total=len(pending), desc="folds", unit="fold") as bar:
+        with tqdm(total=len(pending), desc="folds", unit="fold", disable=not progress_on()) as bar:
             while pending or running:
                 while pending and len(running) < limit: _submit_fold(executor, job_fn, pending.pop(0), cfg, running, slots, slot_of)
                 _collect_finished(running, out, slot_of, cfg, bar)
@@ -469,6 +477,9 @@ def _add_run_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
     ap.add_argument("--device", default=None, help="torch device for the notebooks, e.g. cpu, cuda (default: automatic)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the split and of training (default 0)")
+    ap.add_argument("--config", type=Path, default=None, help="YAML of training config fields: preset and fields for every stage at the top, "
+                    "a section per stage (spine:, vertebrae:, segmentation:), or a run's config.yaml for its stage; --preset, --epochs, --folds "
+                    "and --seed override it. Copied to DIR/train_config.yaml; each fold writes the exact config it trained with")
 
 # %% ../../../nbs/20d_methods.payer.cv.ipynb #ecf65a6b
 def _add_scaleout_arguments(ap: argparse.ArgumentParser) -> None:
@@ -498,6 +509,7 @@ def _cv_parser() -> argparse.ArgumentParser:
     ap.add_argument("--nbs_dir", "--nbs-dir", dest="nbs_dir", type=Path, default=None, help="folder with the pipeline notebooks (default: the project's nbs/pipelines/)")
     ap.add_argument("--force", action="store_true", help="re-run folds that already have DONE.json")
     ap.add_argument("--dry-run", action="store_true", help="print every fold's notebooks and parameters, run nothing")
+    add_verbosity_args(ap)
     return ap
 
 # %% ../../../nbs/20d_methods.payer.cv.ipynb #4c185e97
@@ -515,7 +527,8 @@ def _config_from_args(a: argparse.Namespace # from `_cv_parser`
                      ) -> tuple[CVConfig, list[int], dict]:
     "(settings of the run, folds to run, extra sbatch parameters), checked."
     cfg = CVConfig(csv=str(a.csv.resolve()), output=str(a.output.resolve()), num_folds=a.folds, stages=parse_stages(a.stages),
-                   preset=a.preset, epochs=a.epochs, device=a.device, seed=a.seed, nbs_dir=str(a.nbs_dir.resolve()) if a.nbs_dir else None)
+                   preset=a.preset, epochs=a.epochs, device=a.device, seed=a.seed, nbs_dir=str(a.nbs_dir.resolve()) if a.nbs_dir else None,
+                   config=str(a.config.resolve()) if a.config else None, verbosity=verbosity(a))
     folds = list(range(a.folds)) if a.only is None else [int(x) for x in a.only.split(",") if x.strip()]
     _check_inputs(cfg, folds)
     slurm = dict(kv.split("=", 1) for kv in a.slurm)
@@ -532,10 +545,14 @@ def _dry_run(cfg: CVConfig, folds: Sequence[int]) -> int:
 def _start_run(cfg: CVConfig, # the run's settings
                preset: str | None # the --preset option
               ) -> Path:
-    "Create the run folder with `cv_config.json`; the folder."
+    "Create the run folder with `cv_config.json` (and the config file as `train_config.yaml`, which the folds then read); the folder."
     out = Path(cfg.output); out.mkdir(parents=True, exist_ok=True)
+    if cfg.config and Path(cfg.config).resolve() != (out / "train_config.yaml").resolve():
+        text = Path(cfg.config).read_text(encoding="utf-8")
+        cfg.config = str(atomic_write(out / "train_config.yaml", lambda p: Path(p).write_text(text, encoding="utf-8")))
     write_json(out / "cv_config.json", asdict(cfg))
-    if preset is None: print("[cv] no --preset: the training notebooks use their own default preset (a quick test setting)")
+    if preset is None and not any("preset" in f for f in (read_stage_configs(cfg.config, CONFIGS) if cfg.config else {}).values()):
+        _log.info("[cv] no --preset: the training notebooks use their own default preset (a quick test setting)")
     return out
 
 # %% ../../../nbs/20d_methods.payer.cv.ipynb #38441877
@@ -545,7 +562,7 @@ def _folds_to_run(out: Path, # run folder
                  ) -> list[int]:
     "The requested folds that still have to run (reporting the skipped ones)."
     skip = [k for k in folds if (fold_dir(out, k) / "DONE.json").exists() and not force]
-    if skip: print(f"[cv] folds {skip} already finished (DONE.json): skipped")
+    if skip: _log.info(f"[cv] folds {skip} already finished (DONE.json): skipped")
     return [k for k in folds if k not in skip]
 
 # %% ../../../nbs/20d_methods.payer.cv.ipynb #79bbc0bc
@@ -571,20 +588,20 @@ def _report(s: dict, # from `summarise_run`
             out: Path, # run folder
             folds: Sequence[int] # requested folds
            ) -> int:
-    "Print the run's summary; 0 if every requested fold finished, else 1."
-    print(f"[cv] {len(s['done'])}/{num_folds} folds finished -> {out / 'cv_metrics.md'}")
-    for m, v in s["metrics"].items(): print(f"  {m:<16}{v['mean']:.4g} ± {v['sd']:.2g}")
-    for k, f in s["failed"].items(): print(f"  FAILED fold {k}: {f['error']}\n    notebook: {f['notebook']}\n    executed copy: {f['executed']}", file=sys.stderr)
+    "Log the run's summary; 0 if every requested fold finished, else 1."
+    _log.info(f"[cv] {len(s['done'])}/{num_folds} folds finished -> {out / 'cv_metrics.md'}")
+    for m, v in s["metrics"].items(): _log.info(f"  {m:<16}{v['mean']:.4g} ± {v['sd']:.2g}")
+    for k, f in s["failed"].items(): _log.error(f"  FAILED fold {k}: {f['error']}\n    notebook: {f['notebook']}\n    executed copy: {f['executed']}")
     return int(bool(s["failed"]) or any(k in s["missing"] for k in folds))
 
 # %% ../../../nbs/20d_methods.payer.cv.ipynb #e9d88484
 def cv_cli(argv: list[str] | None = None # command-line arguments (default: sys.argv[1:])
           ) -> int:
     "`spine-nb cv`: K-fold cross-validation through the notebooks; 0 if every fold finished, else 1 (2: bad input)."
-    a = _cv_parser().parse_args(argv)
+    a = _cv_parser().parse_args(argv); setup_logging(verbosity(a))
     try: cfg, folds, slurm = _config_from_args(a)
     except (FileNotFoundError, ValueError) as e:
-        print(f"spine-nb cv: {e}", file=sys.stderr); return 2
+        _log.error(f"spine-nb cv: {e}"); return 2
     if a.dry_run: return _dry_run(cfg, folds)
     out = _start_run(cfg, a.preset)
     todo = _folds_to_run(out, folds, a.force)

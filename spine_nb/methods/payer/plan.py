@@ -8,12 +8,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Mapping
 from fastcore.basics import patch
-from ...training.config import TrainConfig
+from pathlib import Path
+from ...training.config import TrainConfig, read_stage_configs
 
 # %% auto #0
 __all__ = ['CONFIGS', 'STAGES', 'STAGE_DEFAULTS', 'STAGE_NETWORKS', 'PRESETS', 'StageConfig', 'SpineLocalizationConfig',
            'VertebraeLocalizationConfig', 'VertebraeSegmentationConfig', 'build_stage_network', 'get_config',
-           'config_from_dict']
+           'config_from_dict', 'stage_config']
 
 # %% ../../../nbs/20_methods.payer.plan.ipynb #ffe29fab
 @dataclass
@@ -159,3 +160,15 @@ def config_from_dict(d: Mapping) -> StageConfig:
     "Rebuild a config saved with `to_dict()` (e.g. from a checkpoint)."
     d = dict(d); stage = d.pop("stage"); preset = d.pop("preset", "paper")
     return get_config(stage, preset, **{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(CONFIGS[stage])}})
+
+# %% ../../../nbs/20_methods.payer.plan.ipynb #d8133b8c
+def stage_config(stage: str, # 'spine', 'vertebrae' or 'segmentation'
+                 preset: str | None = None, # named defaults; None: the file's preset, else 'paper'
+                 config_file: str | Path | None = None, # YAML of config fields (one stage, or a section per stage)
+                 **overrides # fields that win over the file's (None values are ignored)
+                ) -> StageConfig:
+    "The config of `stage`: preset, then the config file's fields, then `overrides`."
+    f = read_stage_configs(config_file, CONFIGS) if config_file else {stage: {}}
+    if stage not in f: raise ValueError(f"{config_file} is a {next(iter(f))} config, but the stage to train is {stage}")
+    fields = {k: v for k, v in f[stage].items() if k not in ("stage", "preset")}
+    return get_config(stage, preset or f[stage].get("preset") or "paper", **{**fields, **{k: v for k, v in overrides.items() if v is not None}})

@@ -4,7 +4,7 @@
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #06015605
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, json, logging, sys, time
 from functools import partial
 from pathlib import Path
 from typing import Collection, Sequence
@@ -14,7 +14,7 @@ import torch
 from fastcore.basics import patch
 from scipy import ndimage
 from tqdm.auto import tqdm
-from ...core import LANDMARK_IDS, get_device, write_json, outputs_root
+from ...core import LANDMARK_IDS, get_device, write_json, outputs_root, add_verbosity_args, setup_logging, verbosity
 from ...data.geometry import Grid, stage_grid, distance_to_border, from_network
 from ...anatomy import SequenceModel, identify, sequence_model_from_dataset
 from ...transforms import intensity_window, network_input, gaussian_volume
@@ -27,6 +27,7 @@ from ...data.io import _code
 from .plan import STAGES, STAGE_DEFAULTS, build_stage_network
 from .transforms import stage_plan
 from ...losses import heatmap_center, refine_peak, peak_centroid
+_log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['load_stage', 'load_stage_models', 'spine_centroid_from_heatmap', 'run_spine_stage', 'heatmap_candidates',
@@ -369,8 +370,7 @@ def infer_parser() -> argparse.ArgumentParser:
     p.add_argument("--no_qc", action="store_true", help="do not write the QC PNG")
     p.add_argument("--ctd_orientation", default="PIR", help="axes of the _ctd.json voxel coordinates: PIR (VerSe's convention, default), another code such as RAS, or 'input' (the image's own)")
     p.add_argument("--dicom_seg", action="store_true", help="also write <case>_dicom_seg.dcm, a DICOM Segmentation referencing the source series (DICOM inputs only)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
+    return add_verbosity_args(p)
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #da33a697
 def _make_predictor(a: argparse.Namespace, model_dir: Path, folds: list[int]) -> FullPipelinePredictor:
@@ -384,7 +384,7 @@ def _make_predictor(a: argparse.Namespace, model_dir: Path, folds: list[int]) ->
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #336f50ee
 def infer_cli(argv: list[str] | None = None) -> int:
     "`spine-nb infer`: batch inference; returns 0, or 1 if any case failed (2 for unusable arguments)."
-    a = infer_parser().parse_args(argv)
+    a = infer_parser().parse_args(argv); setup_logging(verbosity(a))
     try:
         folds = [int(f) for f in str(a.folds).split(",") if f.strip()]
         cases = list_cases(a.image, a.split)
@@ -392,15 +392,15 @@ def infer_cli(argv: list[str] | None = None) -> int:
         bad = [str(p) for _, p in cases if not Path(p).is_dir()]
         if a.dicom_seg and bad: raise InputError(f"--dicom_seg needs DICOM series folders as input, but {bad[0]} is a file{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}; drop --dicom_seg or pass the DICOM folder")
     except (ValueError, OSError) as e:
-        print(f"spine-nb infer: {e}", file=sys.stderr); return 2
+        _log.error(f"spine-nb infer: {e}"); return 2
     model_dir = Path(a.model_dir) if a.model_dir else outputs_root() / "train"
     out = Path(a.output) if a.output else outputs_root() / "infer"
     rows = run_batch(cases, partial(_make_predictor, a, model_dir, folds), out, a.overwrite,
                      a.save_intermediates, a.landmarks, not a.no_qc, not a.quiet)
     n = {s: sum(r["status"] == s for r in rows) for s in ("ok", "skipped", "failed")}
-    print(f"spine-nb infer: {n['ok']} done, {n['skipped']} skipped (complete), {n['failed']} failed; results in {out}, summary {out / 'summary.csv'}")
+    _log.info(f"spine-nb infer: {n['ok']} done, {n['skipped']} skipped (complete), {n['failed']} failed; results in {out}, summary {out / 'summary.csv'}")
     for r in rows:
-        if r["status"] == "failed": print(f"  {r['case']}: {r['error']}", file=sys.stderr)
+        if r["status"] == "failed": _log.error(f"  {r['case']}: {r['error']}")
     return 1 if n["failed"] else 0
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #7e21fdc9
@@ -446,7 +446,7 @@ def bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--spacing", default="0.8,0.8,1.0", help="phantom voxel size in mm (default: 0.8,0.8,1.0)")
     p.add_argument("--phantom", default=None, help="reuse (or create) the benchmark CT at this path")
     p.add_argument("--profile", default=None, help="write a cProfile of the pipeline to this file and print its top functions to stderr")
-    return p
+    return add_verbosity_args(p)
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #4e227584
 def _bench_phantom_info(ph_path: Path, size: tuple, spacing: tuple) -> dict:
@@ -466,7 +466,7 @@ def _profiled(run, path):
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #4bed575f
 def bench_cli(argv: list[str] | None = None) -> int:
     "`spine-nb bench`: one JSON line with per-stage times (s) and peak memory (MB)."
-    a = bench_parser().parse_args(argv)
+    a = bench_parser().parse_args(argv); setup_logging(verbosity(a))
     size = tuple(int(v) for v in a.size.split(",")); spacing = tuple(float(v) for v in a.spacing.split(","))
     tmp = Path(__import__("tempfile").mkdtemp(prefix="spine_nb_bench_"))
     ph_path = Path(a.phantom) if a.phantom else tmp / "bench_ct.nii.gz"

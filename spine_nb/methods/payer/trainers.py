@@ -4,14 +4,15 @@
 
 # %% ../../../nbs/20b_methods.payer.trainers.ipynb #2c560bfa
 from __future__ import annotations
-import argparse
+import argparse, logging
 import numpy as np
 import torch
 from fastcore.basics import patch
-from ...core import LANDMARK_IDS
-from ...training.config import TrainingInputError, read_config_file
+from ...core import LANDMARK_IDS, add_verbosity_args, setup_logging, verbosity
+from ...training.config import TrainingInputError
 from ...training.trainer import Trainer
-from .plan import PRESETS, CONFIGS, get_config, build_stage_network
+from .plan import PRESETS, CONFIGS, get_config, stage_config, build_stage_network
+_log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['TRAINERS', 'centerline_error', 'landmark_metrics', 'dice_score', 'PayerTrainer', 'SpineLocalizationTrainer',
@@ -64,7 +65,7 @@ class PayerTrainer(Trainer):
     def make_dataset(self, df, train: bool, device=None):
         from spine_nb.methods.payer.transforms import make_dataset
         c = self.config
-        return make_dataset(df, self.stage, c, train, c.cache_rate, c.num_workers, c.seed, device=device)
+        return make_dataset(df, self.stage, c, train, c.cache_rate, c.num_workers, c.seed, progress=self.progress, device=device)
     def make_network(self) -> torch.nn.Module:
         return build_stage_network(self.stage, **self.config.network_config())
     def describe(self) -> dict:
@@ -177,6 +178,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--num_workers", type=int, default=None, help="DataLoader workers")
     p.add_argument("--no_progress", action="store_true", help="no progress bars")
+    add_verbosity_args(p)
 
 # %% ../../../nbs/20b_methods.payer.trainers.ipynb #00a47490
 def train_parser() -> argparse.ArgumentParser:
@@ -191,23 +193,21 @@ def train_parser() -> argparse.ArgumentParser:
 # %% ../../../nbs/20b_methods.payer.trainers.ipynb #bc9e0e4f
 def _cli_config(a: argparse.Namespace):
     "The stage config `spine-nb train` arguments describe: preset, then the --config file, then the flags."
-    f = read_config_file(a.config, CONFIGS[a.stage], a.stage) if a.config else {}
-    flags = dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, swa_epochs=a.swa_epochs, num_folds=a.num_folds, seed=a.seed, num_workers=a.num_workers)
-    fields = {k: v for k, v in f.items() if k not in ("stage", "preset")}
-    return get_config(a.stage, a.preset or f.get("preset") or "paper", **{**fields, **{k: v for k, v in flags.items() if v is not None}})
+    return stage_config(a.stage, a.preset, a.config, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, swa_epochs=a.swa_epochs,
+                        num_folds=a.num_folds, seed=a.seed, num_workers=a.num_workers)
 
 def train_cli(argv: list[str] | None = None) -> int:
     "`spine-nb train`: train one stage on one fold (on N processes under `torchrun`); returns the exit status."
     from spine_nb.training.distributed import ddp_cleanup
-    a = train_parser().parse_args(argv)
+    a = train_parser().parse_args(argv); setup_logging(verbosity(a))
     try: cfg = _cli_config(a)
-    except (ValueError, FileNotFoundError) as e: print(f"spine-nb train: error: {e}", flush=True); return 2
+    except (ValueError, FileNotFoundError) as e: _log.error(f"spine-nb train: error: {e}"); return 2
     try:
-        t = TRAINERS[a.stage](a.output, a.csv, a.fold, a.device, cfg, resume=a.resume, progress=not a.no_progress)
+        t = TRAINERS[a.stage](a.output, a.csv, a.fold, a.device, cfg, resume=a.resume, progress=not (a.no_progress or a.quiet))
         best = t.train()
     except TrainingInputError as e:
-        print(f"spine-nb train: error: {e}", flush=True); return 2
+        _log.error(f"spine-nb train: error: {e}"); return 2
     finally:
         ddp_cleanup()  # no-op unless torchrun started us
-    if t.main: print(f"best validation loss {best:.6g}; checkpoints in {t.ckpt_dir}, logs in {t.log_dir}")
+    if t.main: _log.info(f"best validation loss {best:.6g}; checkpoints in {t.ckpt_dir}, logs in {t.log_dir}")
     return 0
