@@ -48,14 +48,14 @@ ACCURACY_DIR ?= outputs/accuracy
 accuracy: env
 	mkdir -p $(ACCURACY_DIR)
 	$(BIN)/papermill nbs/pipelines/33_accuracy.heldout.ipynb $(ACCURACY_DIR)/33_accuracy.heldout.ipynb --log-output \
-	  -p run_dir $(abspath $(ACCURACY_DIR)) -p preset cpu -p n_train 60 -p n_test 10 -p spacing 0 -p device cpu
+	  -p run_dir $(abspath $(ACCURACY_DIR)) -p preset cpu -p n_train 60 -p n_test 10 -p extra_test_seeds 2000,3000 -p spacing 0 -p device cpu
 	cat $(ACCURACY_DIR)/summary.json
 
 ACCURACY_MR_DIR ?= outputs/accuracy_mr
 accuracy-mr: env
 	mkdir -p $(ACCURACY_MR_DIR)
 	$(BIN)/papermill nbs/pipelines/33_accuracy.heldout.ipynb $(ACCURACY_MR_DIR)/33_accuracy.heldout.ipynb --log-output \
-	  -p run_dir $(abspath $(ACCURACY_MR_DIR)) -p preset cpu -p n_train 60 -p n_test 10 -p spacing 0 -p device cpu -p modality mr
+	  -p run_dir $(abspath $(ACCURACY_MR_DIR)) -p preset cpu -p n_train 60 -p n_test 10 -p extra_test_seeds 2000,3000 -p spacing 0 -p device cpu -p modality mr
 	cat $(ACCURACY_MR_DIR)/summary.json
 
 REALCHECK_DIR ?= outputs/realcheck

@@ -12,7 +12,8 @@ import SimpleITK as sitk
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['ACCURACY_TARGETS', 'centerline_distances', 'heldout_case', 'evaluate_heldout', 'heldout_summary']
+__all__ = ['ACCURACY_TARGETS', 'FOV_TARGETS', 'centerline_distances', 'heldout_case', 'evaluate_heldout', 'heldout_summary',
+           'fov_table']
 
 # %% ../../nbs/10a_evaluation.heldout.ipynb #a9198875
 def centerline_distances(heatmap: sitk.Image, # stage-1 spine heatmap (`PredictionResult.spine_heatmap`)
@@ -49,7 +50,7 @@ def heldout_case(predictor, # a predictor with `predict(image, landmarks=None, q
     verts = [{"case": row["name"], **v, "pipeline_id_hit": found[v["label"]]["id_hit"], "pipeline_loc_dist": found[v["label"]]["loc_dist"]}
              for v in VerSeMetrics().evaluate_case(seg, mask, gt, gt)["vertebrae"] if v["label"] in gt]
     cl = list(centerline_distances(res.spine_heatmap, gt).values())
-    case = dict(case=row["name"], fov=row.get("fov", ""), n_true=len(gt), n_pred=len(res.landmarks),
+    case = dict(case=row["name"], fov=row.get("fov", ""), modality=row.get("modality", ""), n_true=len(gt), n_pred=len(res.landmarks),
                 spine_centerline_mm=float(np.nanmean(cl)) if cl else float("nan"),
                 spine_centroid_mm=float(np.linalg.norm(res.spine_centroid - np.mean(list(gt.values()), 0))),
                 id_hits=int(sum(bool(v["pipeline_id_hit"]) for v in verts)),
@@ -89,3 +90,36 @@ def heldout_summary(cases: pd.DataFrame, # from `evaluate_heldout`
          "pipeline_dice": float(ok["pipeline_dice"].mean()), "predict_s": float(ok["predict_s"].mean())}
     s["met"] = {k: bool(s[k] <= v if op == "<=" else s[k] >= v) for k, (op, v) in ACCURACY_TARGETS.items()}
     return s
+
+# %% ../../nbs/10a_evaluation.heldout.ipynb #c8d0ad85
+FOV_TARGETS = {"id_rate": (">=", 0.90), "mld_mm": ("<=", 4.0), "pipeline_dice": (">=", 0.80)}
+
+def _pooled(c: pd.DataFrame, v: pd.DataFrame) -> dict:
+    "Identification over all true vertebrae, MLD over the labelled ones, mean end-to-end Dice, of one group of cases."
+    n = int(c["n_true"].sum())
+    loc = v["pipeline_loc_dist"].dropna() if len(v) else pd.Series(dtype=float)
+    return {"id_rate": c["id_hits"].sum() / n if n else np.nan, "mld_mm": float(loc.mean()) if len(loc) else np.nan,
+            "pipeline_dice": float(c["pipeline_dice"].mean()) if len(c) else np.nan}
+
+# %% ../../nbs/10a_evaluation.heldout.ipynb #7f26d515
+def fov_table(cases: pd.DataFrame, # from `evaluate_heldout`, optionally with `test_seed` (several test sets concatenated)
+              vertebrae: pd.DataFrame, # from `evaluate_heldout`, with the same `test_seed` column
+              fovs=("whole", "thoracolumbar", "lumbar", "cervical"), # the fields of view that always get a row
+             ) -> pd.DataFrame:
+    "One row per modality and field of view (plus 'all'): metrics pooled per test seed, their mean and sd over seeds, targets met."
+    ok = cases[cases["error"].isna()] if "error" in cases else cases
+    ok = ok.assign(test_seed=ok.get("test_seed", 0), modality=ok.get("modality", "")).fillna({"modality": ""})
+    v = vertebrae.assign(test_seed=vertebrae.get("test_seed", 0)) if len(vertebrae) else pd.DataFrame(columns=["case", "test_seed", "pipeline_loc_dist"])
+    rows = []
+    for mod in sorted(set(ok["modality"])) or [""]:
+        for fov in [*fovs, "all"]:
+            g = ok[(ok["modality"] == mod) & ((ok["fov"] == fov) if fov != "all" else True)]
+            per_seed = [_pooled(gs, v[(v["test_seed"] == s) & v["case"].isin(gs["case"])]) for s, gs in g.groupby("test_seed")]
+            row = {"modality": mod, "fov": fov, "seeds": len(per_seed), "cases": len(g), "vertebrae": int(g["n_true"].sum())}
+            for m, (op, t) in FOV_TARGETS.items():
+                vals = np.array([p[m] for p in per_seed], float)
+                mean = float(np.nanmean(vals)) if np.isfinite(vals).any() else np.nan
+                row.update({m: mean, f"{m}_sd": float(np.nanstd(vals, ddof=1)) if np.isfinite(vals).sum() > 1 else np.nan,
+                            f"{m}_met": bool(mean <= t if op == "<=" else mean >= t) if np.isfinite(mean) else False})
+            rows.append(row)
+    return pd.DataFrame(rows)
