@@ -187,7 +187,7 @@ def _longest_path(nodes: list[tuple], pts: list[np.ndarray], model: SequenceMode
     return chain[::-1]
 
 # %% ../nbs/03_anatomy.ipynb #c2e612f7
-def identify(candidates, # dicts with 'world' (mm), 'label' (VerSe id of the heatmap channel), 'score', optional 'scores' (26 values)
+def identify(candidates, # dicts with 'world' (mm), 'label' (VerSe id of the heatmap channel), 'score', optional 'scores' (27 values)
              model: SequenceModel | None = None, # pairwise statistics (default: the population prior)
              max_shift: int = 2, # a candidate may take a label this many levels from its channel's
              shift_factor: float = 0.5, # unary of a shifted label: score * shift_factor**levels

@@ -66,12 +66,12 @@ def successors(level: int | str) -> list[int]:
     return ([nxt] if nxt else []) + extra.get(i, [])
 
 # %% ../nbs/00_core.ipynb #a1d3383c
-LANDMARK_IDS: list[int] = list(range(1, 26)) + [28]
+LANDMARK_IDS: list[int] = list(range(1, 26)) + [28, 26]
 
 def landmark_channel(level: int | str) -> int:
-    "Channel index of a level in the 26-landmark heatmap stack."
+    "Channel index of a level in the stage-2 heatmap stack (`LANDMARK_IDS` order)."
     i = verse_id(level)
-    if i not in LANDMARK_IDS: raise ValueError(f"{verse_name(i)} has no landmark channel (only C1…L6 and T13)")
+    if i not in LANDMARK_IDS: raise ValueError(f"{verse_name(i)} has no landmark channel (only C1…L6, T13 and the sacrum)")
     return LANDMARK_IDS.index(i)
 
 # %% ../nbs/00_core.ipynb #7555b39f

@@ -180,7 +180,7 @@ def _spatial_layers(num_landmarks: int, # heatmap channels
 class SpatialConfigurationNet(nn.Module):
     "Stage 2: `B×in_channels×D×H×W` image at 2 mm → `SCNOutput` of `B×num_landmarks×D×H×W` heatmaps; D, H, W divisible by lcm(2**(levels-1), spatial_downsample)."
     def __init__(self, in_channels: int = 1, # image channels
-                 num_landmarks: int = 26, # heatmap channels (spine_nb.core.LANDMARK_IDS order)
+                 num_landmarks: int = 27, # heatmap channels (spine_nb.core.LANDMARK_IDS order: C1…L6, T13, sacrum)
                  filters: int = 64, # filters of the local-appearance U-Net and of the SC convolutions
                  levels: int = 4, # U-Net resolution levels
                  spatial_downsample: int = 4, # average-pool factor before the SC convolutions

@@ -57,7 +57,7 @@ def metatensor_to_sitk(x: MetaTensor, # `(1, X, Y, Z)` or `(X, Y, Z)` with a RAS
 def landmarks_to_array(points: Mapping[int, Sequence[float]], # VerSe id → world point
                        lps_to_ras: bool = True, # flip x and y (SimpleITK LPS → MONAI RAS)
                       ) -> tuple[np.ndarray, np.ndarray]:
-    "`(26, 3)` float64 world coordinates (NaN when absent) and a `(26,)` bool validity mask over `LANDMARK_IDS`."
+    "`(27, 3)` float64 world coordinates (NaN when absent) and a `(27,)` bool validity mask over `LANDMARK_IDS`."
     arr = np.full((len(LANDMARK_IDS), 3), np.nan)
     for lab, p in points.items():
         if int(lab) in LANDMARK_IDS: arr[LANDMARK_IDS.index(int(lab))] = np.asarray(p, dtype=np.float64)[:3]
@@ -65,10 +65,10 @@ def landmarks_to_array(points: Mapping[int, Sequence[float]], # VerSe id → wor
     return arr, ~np.isnan(arr).any(1)
 
 # %% ../nbs/04_transforms.ipynb #4e15009d
-def array_to_landmarks(arr: np.ndarray, # `(26, 3)` coordinates
-                       valid: np.ndarray | None = None, # `(26,)` mask, default: rows without NaN
+def array_to_landmarks(arr: np.ndarray, # `(27, 3)` coordinates
+                       valid: np.ndarray | None = None, # `(27,)` mask, default: rows without NaN
                       ) -> dict[int, np.ndarray]:
-    "`{VerSe id: point}` from the `(26, 3)` layout."
+    "`{VerSe id: point}` from the `(27, 3)` layout."
     arr = np.asarray(arr, dtype=np.float64)
     valid = ~np.isnan(arr).any(1) if valid is None else np.asarray(valid, bool)
     return {LANDMARK_IDS[i]: arr[i] for i in np.flatnonzero(valid)}
@@ -108,7 +108,7 @@ def to_verse_mask(mask: sitk.Image, # label mask in `convention`
 class LoadSpineCased(MapTransform):
     "Load `image`, optional `mask` and landmarks of one case (a dataset-CSV row or in-memory images) as `(1, X, Y, Z)` MetaTensors (or SimpleITK images)."
     def __init__(self, keys: Sequence[str] = ("image", "mask"), # volumes to load: `<key>` or `<key>_path` in the input
-                 landmarks: bool = True, # also output `landmarks` (26, 3) RAS world mm and `landmark_valid` (26,)
+                 landmarks: bool = True, # also output `landmarks` (27, 3) RAS world mm and `landmark_valid` (27,)
                  allow_missing_keys: bool = True,
                  metatensor: bool = True): # False: keep the volumes as SimpleITK images (for `StageGridd`)
         super().__init__(keys, allow_missing_keys)
@@ -311,7 +311,7 @@ def _center(self: SpineCropd, d: Mapping) -> np.ndarray:
 
 # %% ../nbs/04_transforms.ipynb #d9731dc1
 class LandmarksToVoxeld(MapTransform):
-    "Add `landmarks_vox` (26, 3) voxel indices on the grid of `ref_key` and `landmark_inside` (26,) to the dict."
+    "Add `landmarks_vox` (27, 3) voxel indices on the grid of `ref_key` and `landmark_inside` (27,) to the dict."
     def __init__(self, ref_key: str = "image", key: str = "landmarks", out_key: str = "landmarks_vox"):
         super().__init__([key]); self.ref_key, self.key, self.out_key = ref_key, key, out_key
 
@@ -341,7 +341,7 @@ def gaussian_volume(shape: Sequence[int], # `(X, Y, Z)` of the volumes
 
 # %% ../nbs/04_transforms.ipynb #78da9a7d
 class LandmarkHeatmapsd(MapTransform):
-    "Add `out_key`: a `(26, X, Y, Z)` Gaussian heatmap per landmark on the grid of `ref_key` (needs `landmarks_vox`)."
+    "Add `out_key`: a `(27, X, Y, Z)` Gaussian heatmap per landmark on the grid of `ref_key` (needs `landmarks_vox`)."
     def __init__(self, sigma: float = 2.0, ref_key: str = "image", out_key: str = "heatmap"):
         super().__init__([ref_key]); self.sigma, self.ref_key, self.out_key = sigma, ref_key, out_key
 

@@ -301,7 +301,7 @@ def _heatmap_images(image: sitk.Image, heatmaps, axes: str) -> list[sitk.Image]:
 # %% ../nbs/08_viz.ipynb #ff04384b
 def _channel_colors(n: int, # number of heatmap channels
                     channel_ids: list[int] | None) -> np.ndarray: # VerSe id per channel, or None
-    "`(n, 3)` 0-1 RGB per channel: level colours (LANDMARK_IDS for 26 channels) or yellow."
+    "`(n, 3)` 0-1 RGB per channel: level colours (LANDMARK_IDS for 27 channels) or yellow."
     ids = channel_ids or (LANDMARK_IDS if n == len(LANDMARK_IDS) else None)
     return np.array([level_color(i, 1) for i in ids] if ids else [(1.0, 0.86, 0.0)] * n)
 
@@ -335,7 +335,7 @@ def _draw_maxima(ax, view: dict) -> None:
 def plot_heatmap_mips(image, # SimpleITK image or path (the grid of the heatmaps)
                       heatmaps, # array (C, Z, Y, X) / (Z, Y, X), SimpleITK image, or list of images
                       maxima=None, # {verse_id: world-mm xyz} or (N, 3) world points
-                      channel_ids: list[int] | None = None, # VerSe id per channel (default: LANDMARK_IDS for 26)
+                      channel_ids: list[int] | None = None, # VerSe id per channel (default: LANDMARK_IDS for 27)
                       axes: str = "zyx", # 'zyx' (SimpleITK order) or 'xyz' (MONAI/nibabel order)
                       title: str | None = None, height: float = 4.0) -> Figure:
     "Sagittal, coronal and axial MIPs of image and colour-coded heatmaps with the maxima marked."

@@ -91,16 +91,16 @@ def test_identify_shift_corrected_in_partial_view(seq_model):
 
 
 def test_identify_with_all_channel_scores(seq_model):
-    "A candidate carrying the 26 channel values takes the label whose channel is high there."
+    "A candidate carrying the 27 channel values takes the label whose channel is high there."
     rng = np.random.default_rng(4); gt = synth_spine(NORMAL, rng); c = cands(gt, rng)
-    scores = np.zeros(26); scores[LANDMARK_IDS.index(22)] = 0.7
+    scores = np.zeros(len(LANDMARK_IDS)); scores[LANDMARK_IDS.index(22)] = 0.7
     c[NORMAL.index(22)].update(label=21, scores=scores)
     chain = identify(c, seq_model)
     assert labels(chain) == NORMAL and chain[NORMAL.index(22)]["score"] == pytest.approx(0.7)
 
 
 def test_stage2_postprocessing_on_synthetic_heatmaps(seq_model):
-    "heatmap_candidates + identify on 26 Gaussian heatmaps: a peak in the wrong channel, a second peak, a spurious blob."
+    "heatmap_candidates + identify on 27 Gaussian heatmaps: a peak in the wrong channel, a second peak, a spurious blob."
     from spine_nb.data.geometry import Grid
     from spine_nb.methods.payer.predictor import heatmap_candidates
     from spine_nb.transforms import gaussian_volume
@@ -108,7 +108,7 @@ def test_stage2_postprocessing_on_synthetic_heatmaps(seq_model):
     lumbar = {l: gt[l] for l in range(17, 25)}  # T10-L5
     c0 = np.mean(list(lumbar.values()), 0)
     grid = Grid(c0 - np.array([60.0, 60.0, 180.0]), np.full(3, 3.0), np.eye(3), (40, 40, 120))
-    heat = np.zeros((26, *grid.size), np.float32)
+    heat = np.zeros((len(LANDMARK_IDS), *grid.size), np.float32)
     def add(ch, world, amp=1.0):
         heat[ch] = np.maximum(heat[ch], amp * gaussian_volume(grid.size, grid.world_to_index(world), 2.0)[0])
     for l, p in lumbar.items(): add(LANDMARK_IDS.index(l), p, rng.uniform(0.7, 1.0))

@@ -47,14 +47,17 @@ def heldout_case(predictor, # a predictor with `predict(image, landmarks=None, q
     full = VerSeMetrics().evaluate_case(res.segmentation, mask, res.landmarks_world(), gt)
     agg, found = full["aggregate"], {v["label"]: v for v in full["vertebrae"]}
     seg = predictor.predict(img, landmarks=gt, qc=False).segmentation
-    verts = [{"case": row["name"], **v, "pipeline_id_hit": found[v["label"]]["id_hit"], "pipeline_loc_dist": found[v["label"]]["loc_dist"]}
-             for v in VerSeMetrics().evaluate_case(seg, mask, gt, gt)["vertebrae"] if v["label"] in gt]
+    verts = [{"case": row["name"], **v, "pipeline_id_hit": found[v["label"]]["id_hit"], "pipeline_loc_dist": found[v["label"]]["loc_dist"],
+              "pipeline_dice": found[v["label"]]["dice"]} for v in VerSeMetrics().evaluate_case(seg, mask, gt, gt)["vertebrae"] if v["label"] in gt]
+    hits = [v["pipeline_dice"] for v in verts if v["pipeline_id_hit"]]
+    in_mask = set(np.unique(sitk.GetArrayViewFromImage(mask)).tolist()) - {0}
     cl = list(centerline_distances(res.spine_heatmap, gt).values())
     case = dict(case=row["name"], fov=row.get("fov", ""), modality=row.get("modality", ""), n_true=len(gt), n_pred=len(res.landmarks),
                 spine_centerline_mm=float(np.nanmean(cl)) if cl else float("nan"),
                 spine_centroid_mm=float(np.linalg.norm(res.spine_centroid - np.mean(list(gt.values()), 0))),
                 id_hits=int(sum(bool(v["pipeline_id_hit"]) for v in verts)),
                 id_rate=agg["id_rate"], mld_mm=agg["mld"], pipeline_dice=agg["dice_mean"],
+                pipeline_dice_hits=float(np.mean(hits)) if hits else float("nan"), mask_only=len(in_mask - set(gt)),
                 stage3_dice=float(np.mean([v["dice"] for v in verts])) if verts else float("nan"), predict_s=t_full)
     return case, verts
 
@@ -88,6 +91,10 @@ def heldout_summary(cases: pd.DataFrame, # from `evaluate_heldout`
          "mld_case_mean_mm": float(ok["mld_mm"].mean()),
          "stage3_dice": float(vertebrae["dice"].mean()) if len(vertebrae) else float("nan"),
          "pipeline_dice": float(ok["pipeline_dice"].mean()), "predict_s": float(ok["predict_s"].mean())}
+    if "pipeline_dice" in vertebrae:
+        h = vertebrae[vertebrae["pipeline_id_hit"].astype(bool)]
+        s.update(pipeline_dice_hits=float(h["pipeline_dice"].mean()), stage3_dice_hits=float(h["dice"].mean()))
+    if "mask_only" in ok: s["mask_only_share"] = float(ok["mask_only"].sum() / (ok["mask_only"].sum() + n)) if n else float("nan")
     s["met"] = {k: bool(s[k] <= v if op == "<=" else s[k] >= v) for k, (op, v) in ACCURACY_TARGETS.items()}
     return s
 

@@ -67,7 +67,7 @@ class PredictionResult:
     image: sitk.Image | None = None # the input scan
     candidates: list = field(default_factory=list) # stage-2 heatmap maxima before identification
     spine_heatmap: sitk.Image | None = None # stage-1 heatmap on its 8 mm grid
-    vertebra_heatmaps: np.ndarray | None = None # `(26, X, Y, Z)` stage-2 heatmaps
+    vertebra_heatmaps: np.ndarray | None = None # `(27, X, Y, Z)` stage-2 heatmaps
     vertebra_grid: Grid | None = None # their grid
     info: dict = field(default_factory=dict) # case, input path, landmark source, files written
 

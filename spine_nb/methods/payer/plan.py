@@ -10,6 +10,7 @@ from typing import ClassVar, Mapping
 from fastcore.basics import patch
 from pathlib import Path
 from ...training.config import TrainConfig, read_stage_configs
+from ...core import LANDMARK_IDS
 
 # %% auto #0
 __all__ = ['CONFIGS', 'STAGES', 'STAGE_DEFAULTS', 'STAGE_NETWORKS', 'PRESETS', 'StageConfig', 'SpineLocalizationConfig',
@@ -63,13 +64,13 @@ class SpineLocalizationConfig(StageConfig):
 # %% ../../../nbs/20_methods.payer.plan.ipynb #0d44bcec
 @dataclass
 class VertebraeLocalizationConfig(StageConfig):
-    "Stage 2: 26 landmark heatmaps with the SpatialConfiguration-Net at 2 mm."
+    "Stage 2: a landmark heatmap per `LANDMARK_IDS` entry (C1…L6, T13, sacrum) with the SpatialConfiguration-Net at 2 mm."
     stage: ClassVar[str] = "vertebrae"
     image_size: tuple = (96, 96, 128)
     spacing: tuple = (2.0, 2.0, 2.0)
     levels: int = 4
     epochs: int = 150
-    num_landmarks: int = 26
+    num_landmarks: int = len(LANDMARK_IDS)
     learnable_sigma: bool = True
     spatial_downsample: int = 4
     sc_kernel: int = 7

@@ -86,7 +86,7 @@ def run_spine_stage(image: sitk.Image, models: StageModel, device, window) -> tu
     return from_network(heat, g), spine_centroid_from_heatmap(heat, g)
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #430b1851
-def heatmap_candidates(heatmaps: np.ndarray, # `(26, X, Y, Z)` stage-2 heatmaps (LANDMARK_IDS order)
+def heatmap_candidates(heatmaps: np.ndarray, # `(27, X, Y, Z)` stage-2 heatmaps (LANDMARK_IDS order)
                        grid: Grid, # their grid
                        image: sitk.Image | Grid | None = None, # input image, for the border test
                        min_value: float = 0.2, # minimum heatmap value of a candidate
@@ -95,7 +95,7 @@ def heatmap_candidates(heatmaps: np.ndarray, # `(26, X, Y, Z)` stage-2 heatmaps 
                        border_mm: float = 5.0, # drop candidates closer than this to the input's border
                        refine: str = "centroid", # sub-voxel position: 'centroid' (`peak_centroid`), 'parabola' (`refine_peak`) or 'none'
                       ) -> list[dict]:
-    "Candidate landmarks: world position, label (VerSe id of the channel), score and all 26 channel values there."
+    "Candidate landmarks: world position, label (VerSe id of the channel), score and all 27 channel values there."
     from spine_nb.losses import heatmap_maxima
     sub = {"centroid": peak_centroid, "parabola": refine_peak, "none": lambda h, c: np.asarray(c, np.float64)}
     if refine not in sub: raise ValueError(f"refine={refine!r}: use one of {list(sub)}")
@@ -114,14 +114,14 @@ def heatmap_candidates(heatmaps: np.ndarray, # `(26, X, Y, Z)` stage-2 heatmaps 
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #27f96167
 def heatmap_peaks(models: StageModel) -> np.ndarray:
-    "(26,) peak of each channel's training target, γ / ((2π)^{3/2} σ³) with the learnt σ (mean over folds)."
+    "(27,) peak of each channel's training target, γ / ((2π)^{3/2} σ³) with the learnt σ (mean over folds)."
     gamma = float(models.config.get("heatmap_scale", 1000.0))
     sig = np.mean([n.sigmas.detach().cpu().numpy() for n in models.nets], 0)
     return gamma / ((2 * np.pi) ** 1.5 * np.maximum(sig, 1e-3) ** 3)
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #de637a86
 def run_vertebrae_stage(image: sitk.Image, models: StageModel, device, window, center) -> tuple[np.ndarray, Grid]:
-    "(`(26, X, Y, Z)` heatmaps scaled so a target peak is 1, their grid) of stage 2 around the spine centroid `center`."
+    "(`(27, X, Y, Z)` heatmaps scaled so a target peak is 1, their grid) of stage 2 around the spine centroid `center`."
     size = models.config["image_size"]
     g = stage_grid(image, models.config["spacing"]).crop(center, (size[0], size[1], None))  # the training crops' voxels
     x = network_input(image, g, window)
