@@ -11,7 +11,7 @@ from . import __version__
 from .core import project_root, data_root, outputs_root, run_notebook, add_verbosity_args, setup_logging, verbosity
 
 # %% auto #0
-__all__ = ['SUBCOMMANDS', 'DEMO_EPOCHS', 'subcommand', 'main', 'demo_train', 'demo_cli']
+__all__ = ['SUBCOMMANDS', 'DEMO_EPOCHS', 'subcommand', 'main', 'demo_train', 'demo_shipped', 'demo_cli']
 
 # %% ../nbs/90_cli.ipynb #d691c68a
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("spine_nb.methods.payer.predictor:bench_cli", "time each stage and peak memory on a synthetic 512x512x400 CT"),
     "evaluate": ("spine_nb.evaluation.metrics:evaluate_cli", "VerSe metrics (Dice, HD95, identification) of predictions"),
     "cv": ("spine_nb.methods.payer.cv:cv_cli", "K-fold cross-validation: papermill runs of the notebooks per fold"),
+    "weights": ("spine_nb.inference.weights:weights_cli", "shipped and downloadable model weights: list, verify, download, pack, archive"),
     "demo": ("spine_nb.cli:demo_cli", "the main job end to end on the synthetic default dataset"),
 }
 
@@ -79,10 +80,39 @@ def demo_train(run: Path, # run folder; models go to run/models
         _step(f"   {stage}: {cfg.epochs} epochs in {time.time() - t0:.0f} s, best validation loss {best:.4g}")
     return models
 
+# %% ../nbs/90_cli.ipynb #0ec7c8e6
+def demo_shipped(run: Path, # run folder; results go to run/shipped
+                 csv: Path, # dataset CSV; its test rows are scored
+                 device: str | None = None, flags: list[str] | None = None, # extra `spine-nb infer` flags (verbosity)
+                ) -> dict:
+    "{'rc', 'phantoms': VerSe dataset summary, 'real_ct': per reference level rows, 'real_ct_levels': levels found} of the shipped weights."
+    from spine_nb.methods.payer.predictor import infer_cli
+    from spine_nb.evaluation.metrics import evaluate_dataset, dataset_summary
+    from spine_nb.evaluation.realcheck import vertebra_scores
+    from spine_nb.data.io import read_image
+    import pandas as pd
+    out, sample, fl = run / "shipped", project_root() / "data" / "samples" / "totalseg_ct_dicom", [*(["--device", device] if device else []), *(flags or [])]
+    rc = infer_cli(["--image", str(csv), "--split", "test", "--output", str(out / "phantoms"), "--overwrite", *fl])
+    verts, _ = evaluate_dataset(out / "phantoms", csv, out / "metrics.csv", split="test", progress=False)
+    rc = infer_cli([str(sample / "example_ct_dicom"), "--output", str(out / "real_ct"), "--overwrite", *fl]) or rc
+    seg = out / "real_ct" / "example_ct_dicom_segmentation.nii.gz"
+    rows = vertebra_scores(read_image(seg), read_image(sample / "example_seg_dicom.nii.gz"), "totalseg")[0] if seg.is_file() else []
+    levels = str(pd.read_csv(out / "real_ct" / "summary.csv").levels.fillna("").iloc[0]) if (out / "real_ct" / "summary.csv").is_file() else ""
+    return {"rc": rc, "phantoms": dataset_summary(verts), "real_ct": rows, "real_ct_levels": levels, "out": out}
+
+# %% ../nbs/90_cli.ipynb #f762ac69
+def _shipped_lines(s: dict) -> str:
+    "The demo's report of the shipped weights."
+    ph, real = s["phantoms"], ", ".join(f"{r['level']} {'right' if r['id_hit'] else 'wrong'} (Dice {r['dice']:.2f})" for r in s["real_ct"])
+    held = (f"{ph['n_gt'] - ph['n_missing']} of {ph['n_gt']} vertebrae found, identification {ph['id_rate']:.1%}, Dice {ph['dice_mean']:.3f}, MLD {ph['mld']:.1f} mm"
+            if ph else "not scored")
+    return (f"\n  shipped weights, held-out phantoms: {held}\n  shipped weights, real DICOM CT sample: levels found {s['real_ct_levels'] or 'none'}; "
+            f"reference levels: {real or 'none scored'}\n  their outputs {s['out']}/<phantoms|real_ct>/<case>_qc.png, _segmentation.nii.gz")
+
 # %% ../nbs/90_cli.ipynb #9e20398e
 def _demo_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spine-nb demo", description="The main job end to end on the synthetic default: generate, "
-                                "explore, convert the DICOM sample, train the three stages, infer on held-out cases, evaluate.")
+                                "explore, convert the DICOM sample, run the shipped weights on held-out cases and on the real DICOM CT sample, train the three stages, infer on held-out cases, evaluate.")
     p.add_argument("--out", default=None, help="run folder (default: outputs/demo)")
     p.add_argument("--n", type=int, default=12, help="number of synthetic cases, a quarter held out for testing (default 12)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
@@ -99,22 +129,25 @@ def demo_cli(argv: list[str] | None = None) -> int:
     from spine_nb.methods.payer.predictor import infer_cli
     from spine_nb.evaluation.metrics import evaluate_cli
     run = Path(a.out or outputs_root() / "demo"); run.mkdir(parents=True, exist_ok=True); t0 = time.time()
-    _step(f"1/6 synthetic dataset: {a.n} cases, seed {a.seed}")
+    _step(f"1/7 synthetic dataset: {a.n} cases, seed {a.seed}")
     kw = dict(spacing=(3.0, 3.0, 3.0)) if a.quick else {}
     csv = generate_dataset(data_root() / ("synthetic_quick" if a.quick else "synthetic"), n=a.n, seed=a.seed, test_fraction=0.25, **kw)
-    _step("2/6 exploring it with nbs/03_explore.ipynb (papermill)")
+    _step("2/7 exploring it with nbs/03_explore.ipynb (papermill)")
     run_notebook("03_explore.ipynb", run / "03_explore.ipynb", csv=str(csv), n_cases=min(a.n, 4), run_dir=str(run / "explore"))
-    _step("3/6 converting the bundled real DICOM example")
+    _step("3/7 converting the bundled real DICOM example")
     dcm = project_root() / "data" / "samples" / "totalseg_ct_dicom" / "example_ct_dicom"
     img = write_image(read_dicom_series(dcm), run / "dicom_example_ct.nii.gz")
-    _step("4/6 training the three stages (fold 0)"); models = demo_train(run, csv, a.quick, a.device)
-    _step("5/6 inference on the held-out cases")
+    _step("4/7 the shipped weights on the held-out cases and on the real DICOM CT sample")
+    shipped = demo_shipped(run, csv, a.device, vflag); _step("   " + _shipped_lines(shipped).strip().replace("\n  ", "\n[demo]    "))
+    _step("5/7 training the three stages (fold 0), a demonstration of training on this machine's budget"); models = demo_train(run, csv, a.quick, a.device)
+    _step("6/7 inference with the models just trained on the held-out cases")
     dev = ["--device", a.device] if a.device else []
     # --overwrite: the models were just (re)trained, so earlier predictions are stale
     rc = infer_cli(["--image", str(csv), "--split", "test", "--model_dir", str(models), "--output", str(run / "infer"), "--overwrite", *dev, *vflag])
-    _step("6/6 evaluation (VerSe metrics)")
+    _step("7/7 evaluation of the models just trained (VerSe metrics)")
     rc = evaluate_cli(["--pred", str(run / "infer"), "--csv", str(csv), "--split", "test", "--out", str(run / "metrics.csv"), *vflag]) or rc
     _step(f"done in {time.time() - t0:.0f} s. Results:\n  dataset      {csv}\n  exploration  {run / '03_explore.ipynb'}, {run / 'explore'}/*.png"
           f"\n  DICOM→NIfTI  {img}\n  models       {models}/payer/<stage>/checkpoints/fold_0/best.pth (curves: logs/fold_0/history.json)"
-          f"\n  predictions  {run / 'infer'}/<case>_segmentation.nii.gz, _landmarks.json, _qc.png\n  metrics      {run / 'metrics.csv'}, {run / 'metrics_summary.csv'}")
-    return rc
+          f"\n  predictions  {run / 'infer'}/<case>_segmentation.nii.gz, _landmarks.json, _qc.png\n  metrics      {run / 'metrics.csv'}, {run / 'metrics_summary.csv'}"
+          f"\n  (the models just trained had {'one epoch of the tiny preset' if a.quick else f'{DEMO_EPOCHS} epochs'}: a demonstration of training; `make accuracy` trains the full cpu preset)" + _shipped_lines(shipped))
+    return rc or shipped["rc"]

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/09_inference.predictor.ipynb #a713a6c4
 from __future__ import annotations
-import resource, sys
+import resource, sys, time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
@@ -15,11 +15,17 @@ from ..data.geometry import Grid, distance_to_border
 from ..anatomy import _RANK
 
 # %% auto #0
-__all__ = ['InputError', 'check_image', 'landmarks_from', 'PredictionResult', 'case_name', 'landmark_records']
+__all__ = ['InputError', 'looks_like_ct', 'check_image', 'landmarks_from', 'ModalityRouter', 'PredictionResult', 'case_name',
+           'landmark_records']
 
 # %% ../../nbs/09_inference.predictor.ipynb #79dec747
 class InputError(ValueError):
     "An input image or landmarks file the pipeline cannot use."
+
+def looks_like_ct(lo: float, hi: float # the scan's lowest and highest intensity
+                 ) -> bool:
+    "Whether intensities `lo`…`hi` look like Hounsfield units (air near -1000, bone above 200)."
+    return hi >= 100 and lo <= -200
 
 def check_image(image: sitk.Image, # the input scan
                 name: str = "image", # how to call it in messages (its path)
@@ -32,7 +38,7 @@ def check_image(image: sitk.Image, # the input scan
     a = sitk.GetArrayViewFromImage(image)
     lo, hi = float(a.min()), float(a.max())
     if lo == hi: raise InputError(f"{name} is empty: every voxel is {lo}")
-    if str(modality).lower() == "ct" and (hi < 100 or lo > -200):
+    if str(modality).lower() == "ct" and not looks_like_ct(lo, hi):
         raise InputError(f"{name} does not look like a CT in Hounsfield units (intensities {lo:g}…{hi:g}; CT has air near -1000 and bone above 200); "
                          "pass a CT scan (rescaled to HU) or use models trained for MRI")
     return image
@@ -55,6 +61,22 @@ def landmarks_from(landmarks, # VerSe _ctd.json path, Centroids, or {verse id: w
                              "it was probably made for another image (geometry); pass the landmarks of this scan")
     return [{"label": k, "name": verse_name(k), "world": np.asarray(world[k], float).tolist(), "score": 1.0}
             for k in sorted(world, key=_RANK.get)]
+
+# %% ../../nbs/09_inference.predictor.ipynb #b1c48ceb
+class ModalityRouter:
+    "Predict each scan with the predictor of its modality ('ct' if it looks like Hounsfield units, else 'mr'), built on first use."
+    def __init__(self, factories: dict # {modality: callable returning a predictor with `.predict(image, input_path=..., **kw)`}
+                ): self.factories, self.predictors = dict(factories), {}
+    def modality(self, image: sitk.Image) -> str:
+        a = sitk.GetArrayViewFromImage(image); return "ct" if looks_like_ct(float(a.min()), float(a.max())) else "mr"
+    def predict(self, image, **kw):
+        "The predictor of `image`'s modality run on it (a path is read once)."
+        from spine_nb.data.io import read_image
+        path, t0 = (None if isinstance(image, sitk.Image) else Path(image)), time.perf_counter()
+        img = read_image(path) if path is not None else image; m = self.modality(img)
+        if m not in self.factories: raise InputError(f"{path or 'the image'} looks like {m.upper()}, but only {sorted(self.factories)} models are loaded; pass models for {m.upper()}")
+        if m not in self.predictors: self.predictors[m] = self.factories[m]()
+        return self.predictors[m].predict(img, input_path=path, read_s=time.perf_counter() - t0 if path is not None else None, **kw)
 
 # %% ../../nbs/09_inference.predictor.ipynb #e2727902
 @dataclass

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/07a_training.checkpoint.ipynb #53e92b96
 from __future__ import annotations
-import dataclasses, json, pickle, random
+import dataclasses, json, pickle, random, re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -49,8 +49,9 @@ def read_checkpoint(path: str | Path, # a .pth written by `save_checkpoint`
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS): ck = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Unsupported global" not in str(e): raise CheckpointError(f"{what} {p} cannot be read (UnpicklingError: {str(e)[:200]}); {hint}") from None
-        bad = str(e).split("Unsupported global:")[-1].split(" was not")[0].strip()
+        m = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL)\s+([\w.]+)", str(e))  # torch's words for a named global it blocks
+        if not m: raise CheckpointError(f"{what} {p} cannot be read (UnpicklingError: {str(e)[:200]}); {hint}") from None
+        bad = m.group(1)
         raise CheckpointError(f"{what} {p} was refused: it names {bad}, code that loading would run (spine_nb checkpoints hold only "
                               f"tensors and plain data). Use checkpoints from a source you trust; {hint}") from None
     except Exception as e: raise CheckpointError(f"{what} {p} cannot be read ({type(e).__name__}: {e}); {hint}") from None

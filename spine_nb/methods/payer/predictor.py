@@ -20,7 +20,8 @@ from ...anatomy import SequenceModel, identify, sequence_model_from_dataset
 from ...transforms import intensity_window, network_input, gaussian_volume
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints, run_paths
 from ...inference.sliding import StageModel, _ensemble, _ensemble_window, _ensemble_whole
-from ...inference.predictor import InputError, PredictionResult, check_image, landmarks_from, landmark_records, case_name, _peak_ram_mb
+from ...inference.predictor import InputError, PredictionResult, check_image, landmarks_from, landmark_records, case_name, _peak_ram_mb, ModalityRouter
+from ...inference.weights import find_family, WeightsError
 from ...inference.writers import write_outputs
 from ...inference.batch import list_cases, run_batch
 from ...data.io import _code
@@ -170,12 +171,24 @@ def run_segmentation_stage(image: sitk.Image, models: StageModel, device, window
     out = sitk.GetImageFromArray(keep_largest_components(labels)); out.CopyInformation(image)
     return out
 
+# %% ../../../nbs/20c_methods.payer.predictor.ipynb #987aa116
+def _shipped_stages(ck: dict, # {stage: checkpoint path(s), 'shipped' or None}; 'shipped' entries are replaced in place
+                    weights: str | None, # family name (default: the shipped CT default)
+                    modality: str = "ct") -> dict | None:
+    "Facts of the weights family whose checkpoints replace the 'shipped' stages of `ck` (None if there are none)."
+    if not any(isinstance(v, str) and v == "shipped" for v in ck.values()): return None
+    fam = find_family(weights, modality)
+    if fam["method"] != "payer": raise WeightsError(f"weights family {fam['name']!r} is for method {fam['method']!r}, not the three-stage pipeline (payer)")
+    for s, v in ck.items():
+        if isinstance(v, str) and v == "shipped": ck[s] = find_checkpoints(fam["path"], "payer", s, fam["folds"])
+    return {k: fam.get(k) for k in ("name", "modality", "preset", "commit", "created", "path")}
+
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #171e1d92
 class FullPipelinePredictor:
     "Three-stage vertebra localisation, identification and segmentation of one scan at a time."
-    def __init__(self, spine_checkpoint, # path (or list of fold paths) of the stage-1 best.pth
-                 vertebrae_checkpoint, # stage 2
-                 segmentation_checkpoint, # stage 3
+    def __init__(self, spine_checkpoint="shipped", # path (or list of fold paths) of the stage-1 best.pth; 'shipped': the weights family's; None: no stage 1
+                 vertebrae_checkpoint="shipped", # stage 2
+                 segmentation_checkpoint="shipped", # stage 3
                  device=None, # torch device or name (default: spine_nb.core.get_device())
                  sequence_model: SequenceModel | None = None, # identification model (default: from the checkpoint, else prior)
                  candidate_params: dict | None = None, # keyword arguments of `heatmap_candidates`
@@ -183,9 +196,11 @@ class FullPipelinePredictor:
                  refine_landmarks: bool = True, # move predicted landmarks along the spine to their stage-3 masks (`refine_with_masks`)
                  ctd_orientation: str = "PIR", # axes of the written _ctd.json voxel coordinates: 'PIR' (VerSe's), any code, or 'input'
                  dicom_seg: bool = False, # also write a DICOM-SEG (<case>_dicom_seg.dcm) for DICOM inputs
+                 weights: str | None = None, # shipped weights family for the 'shipped' stages (default: the CT default; `spine-nb weights list`)
                 ):
         self.device = get_device(device) if not isinstance(device, torch.device) else device
         ck = {"spine": spine_checkpoint, "vertebrae": vertebrae_checkpoint, "segmentation": segmentation_checkpoint}
+        self.weights = _shipped_stages(ck, weights)
         self.models = {s: load_stage_models(p, s, self.device) for s, p in ck.items() if p is not None}
         stored = next((m.get("sequence_model") for m in self.models["vertebrae"].meta if m.get("sequence_model")), None) if "vertebrae" in self.models else None
         self.sequence_model = sequence_model or (SequenceModel.from_dict(stored) if stored else SequenceModel())
@@ -202,6 +217,13 @@ def from_model_dir(cls: FullPipelinePredictor, model_dir: str | Path, # folder h
     "The predictor of a training output folder (several folds: an ensemble)."
     return cls(*[find_checkpoints(model_dir, "payer", s, folds) for s in STAGES], device=device, **kw)
 
+@patch(cls_method=True)
+def from_shipped(cls: FullPipelinePredictor, name: str | None = None, # weights family (`spine-nb weights list`); default: the default for `modality`
+                 modality: str = "ct", # 'ct' or 'mr'
+                 device=None, **kw) -> FullPipelinePredictor:
+    "The predictor of a shipped (or downloaded) weights family."
+    return cls(device=device, weights=name or find_family(None, modality)["name"], **kw)
+
 @patch
 def checkpoints(self: FullPipelinePredictor) -> dict:
     "{stage: [checkpoint paths]}."
@@ -213,18 +235,19 @@ def describe(self: FullPipelinePredictor) -> dict:
     "Checkpoints, device and parameters, for the metadata written with every case."
     predictor = self
     stages = {s: {k: m.config.get(k) for k in ("spacing", "image_size", "heatmap_sigma", "modality")} for s, m in predictor.models.items()}
-    return {"checkpoints": predictor.checkpoints(), "device": str(predictor.device),
+    return {"checkpoints": predictor.checkpoints(), "weights": predictor.weights, "device": str(predictor.device),
             "parameters": {"candidate": predictor.candidate_params, "identify": predictor.identify_params, "refine_landmarks": predictor.refine_landmarks,
                            "stages": stages, "sequence_model_pairs": len(predictor.sequence_model.mean)}}
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #59636291
 @patch
-def _read_input(self: FullPipelinePredictor, image, case: str | None, t0: float) -> tuple[PredictionResult, str]:
-    "(result holding the checked input and its read time, case name) of a path or SimpleITK image."
+def _read_input(self: FullPipelinePredictor, image, case: str | None, t0: float, input_path=None, read_s: float | None = None) -> tuple[PredictionResult, str]:
+    "(result holding the checked input and its read time, case name) of a path or SimpleITK image (read from `input_path`, if given)."
     from spine_nb.data.io import read_image
     path = None if isinstance(image, sitk.Image) else Path(image)
     if path is not None: image = read_image(path)
-    t = {"read": time.perf_counter() - t0}
+    path = path or (Path(input_path) if input_path is not None else None)
+    t = {"read": time.perf_counter() - t0 + (read_s or 0.0)}  # read_s: the time a caller spent reading an in-memory `image`
     name = str(path) if path else (case or "image"); case = case or (case_name(path) if path else "case")
     check_image(image, name, self.modality)
     return PredictionResult(None, [], np.zeros(3), t, image, info={"case": case, "input": str(path) if path else None}), case
@@ -300,12 +323,13 @@ def refine_with_masks(landmarks: list[dict], # landmark records (`PredictionResu
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #77e53b46
 @patch
 def predict(self: FullPipelinePredictor, image, output_dir=None, save_intermediates: bool = False, landmarks=None,
-            case: str | None = None, qc: bool = True, progress: bool = False, segment_landmarks=None) -> PredictionResult:
+            case: str | None = None, qc: bool = True, progress: bool = False, segment_landmarks=None, input_path=None, read_s: float | None = None) -> PredictionResult:
     "Run the pipeline on one scan (path or SimpleITK image); write its outputs to `output_dir` if given."
     # segment_landmarks: segment these landmarks instead of the identified ones (benchmarks with untrained networks)
+    # input_path, read_s: the file an in-memory `image` was read from and how long that took (recorded in the outputs)
     t0 = time.perf_counter()
     if self.device.type == "cuda": torch.cuda.reset_peak_memory_stats(self.device)
-    res, case = self._read_input(image, case, t0); image, t = res.image, res.timings
+    res, case = self._read_input(image, case, t0, input_path, read_s); image, t = res.image, res.timings
     bar = tqdm(total=3, desc=case, leave=False, disable=not progress)
     window = self._window(image)
     chain = self._given_landmarks(res, landmarks, bar) if landmarks is not None else self._localise(res, window, bar)
@@ -314,8 +338,8 @@ def predict(self: FullPipelinePredictor, image, output_dir=None, save_intermedia
     if self.refine_landmarks and landmarks is None and segment_landmarks is None and res.segmentation is not None:
         res.landmarks = refine_with_masks(res.landmarks, res.segmentation); res.info["landmarks_source"] = "predicted, refined with masks"
     t["segmentation"] = time.perf_counter() - t1; bar.update(); bar.close()
-    if output_dir is not None: write_outputs(res, output_dir, case, save_intermediates, qc, predictor=self, t_start=t0, ctd_axcodes=self.ctd_orientation, dicom_seg=self.dicom_seg)
-    t["total"] = time.perf_counter() - t0
+    if output_dir is not None: write_outputs(res, output_dir, case, save_intermediates, qc, predictor=self, t_start=t0 - (read_s or 0.0), ctd_axcodes=self.ctd_orientation, dicom_seg=self.dicom_seg)
+    t["total"] = time.perf_counter() - t0 + (read_s or 0.0)
     return res
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #a2ede9c6
@@ -354,8 +378,11 @@ def infer_parser() -> argparse.ArgumentParser:
         "localisation + identification, segmentation) on images. Writes <case>_segmentation.nii.gz, <case>_landmarks.json "
         "(VerSe _ctd.json), <case>_spine_centroid.json, <case>_metadata.json and <case>_qc.png per case, and summary.csv.",
         epilog="Complete cases are skipped on a re-run (use --overwrite); failing cases are recorded and the others go on.")
-    p.add_argument("--image", required=True, help="image file (.nii/.nii.gz/.mha/.nrrd), DICOM series folder, folder of images, or dataset CSV")
-    p.add_argument("--model_dir", default=None, help="training output folder holding payer/<stage>/checkpoints/fold_<k>/best.pth (default: outputs/train)")
+    p.add_argument("image_arg", nargs="?", metavar="IMAGE", help="the same as --image")
+    p.add_argument("--image", default=None, help="image file (.nii/.nii.gz/.mha/.nrrd), DICOM series folder, folder of images, or dataset CSV")
+    p.add_argument("--model_dir", default=None, help="training output folder holding payer/<stage>/checkpoints/fold_<k>/best.pth "
+                   "(default: the shipped weights, the CT or MR family by each scan's intensities; `spine-nb weights list`)")
+    p.add_argument("--weights", default=None, help="a shipped or downloaded weights family by name, for every scan (instead of --model_dir)")
     p.add_argument("--output", default=None, help="results folder (default: outputs/infer)")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: best available)")
     p.add_argument("--folds", default="0", help="comma-separated folds to ensemble, e.g. 0,1,2 (default: 0)")
@@ -373,13 +400,15 @@ def infer_parser() -> argparse.ArgumentParser:
     return add_verbosity_args(p)
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #da33a697
-def _make_predictor(a: argparse.Namespace, model_dir: Path, folds: list[int]) -> FullPipelinePredictor:
-    "The predictor `spine-nb infer` arguments `a` describe."
+def _make_predictor(a: argparse.Namespace, model_dir: Path | None, folds: list[int]):
+    "The predictor `spine-nb infer` arguments `a` describe: of `model_dir`, of the family `--weights`, else the shipped family of each scan's modality."
     seq = None
     if a.sequence_model:
         seq = sequence_model_from_dataset(a.sequence_model) if str(a.sequence_model).lower().endswith(".csv") else SequenceModel.load(a.sequence_model)
-    return FullPipelinePredictor.from_model_dir(model_dir, folds, a.device, sequence_model=seq, candidate_params={"border_mm": a.border_mm},
-                                              refine_landmarks=not a.stage2_landmarks, ctd_orientation=a.ctd_orientation, dicom_seg=a.dicom_seg)
+    kw = dict(sequence_model=seq, candidate_params={"border_mm": a.border_mm}, refine_landmarks=not a.stage2_landmarks, ctd_orientation=a.ctd_orientation, dicom_seg=a.dicom_seg)
+    if model_dir is not None: return FullPipelinePredictor.from_model_dir(model_dir, folds, a.device, **kw)
+    if a.weights: return FullPipelinePredictor.from_shipped(a.weights, device=a.device, **kw)
+    return ModalityRouter({m: partial(FullPipelinePredictor.from_shipped, None, m, a.device, **kw) for m in ("ct", "mr")})
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #336f50ee
 def infer_cli(argv: list[str] | None = None) -> int:
@@ -387,13 +416,15 @@ def infer_cli(argv: list[str] | None = None) -> int:
     a = infer_parser().parse_args(argv); setup_logging(verbosity(a))
     try:
         folds = [int(f) for f in str(a.folds).split(",") if f.strip()]
-        cases = list_cases(a.image, a.split)
+        if bool(a.image) == bool(a.image_arg): raise InputError("give the scan(s) once: `spine-nb infer IMAGE` or `spine-nb infer --image IMAGE`")
+        if a.model_dir and a.weights: raise InputError(f"--model_dir {a.model_dir} and --weights {a.weights} both name models; pass one")
+        a.image = a.image or a.image_arg; cases = list_cases(a.image, a.split)
         if a.landmarks and len(cases) != 1: raise InputError(f"--landmarks {a.landmarks} fits one image, but --image {a.image} gives {len(cases)} cases")
         bad = [str(p) for _, p in cases if not Path(p).is_dir()]
         if a.dicom_seg and bad: raise InputError(f"--dicom_seg needs DICOM series folders as input, but {bad[0]} is a file{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}; drop --dicom_seg or pass the DICOM folder")
     except (ValueError, OSError) as e:
         _log.error(f"spine-nb infer: {e}"); return 2
-    model_dir = Path(a.model_dir) if a.model_dir else outputs_root() / "train"
+    model_dir = Path(a.model_dir) if a.model_dir else None
     out = Path(a.output) if a.output else outputs_root() / "infer"
     rows = run_batch(cases, partial(_make_predictor, a, model_dir, folds), out, a.overwrite,
                      a.save_intermediates, a.landmarks, not a.no_qc, not a.quiet)
