@@ -3,7 +3,7 @@
 #   make test   build the same environment and run every test
 #   make accuracy  issue 3's measurement: train the cpu preset on 60 phantoms, score 10 held-out ones (~35 min on 2 cores)
 #   make accuracy-mr the same for MR: MR phantoms (T1, T2, random contrasts, sagittal slabs), MR models
-#   make realcheck the real-scan benchmark: run trained models (default: make accuracy's) on every scan of ../shared/data/real
+#   make realcheck the real-scan benchmark: run the shipped weights (REALCHECK_MODELS=DIR for others) on every scan of ../shared/data/real
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -59,8 +59,8 @@ accuracy-mr: env
 	cat $(ACCURACY_MR_DIR)/summary.json
 
 REALCHECK_DIR ?= outputs/realcheck
-REALCHECK_MODELS ?= outputs/accuracy/models
-REALCHECK_MRI_MODELS ?= $(wildcard outputs/accuracy_mr/models)
+REALCHECK_MODELS ?= spine_nb/shipped/payer-ct-cpu
+REALCHECK_MRI_MODELS ?= spine_nb/shipped/payer-mr-cpu
 REALCHECK_MODALITIES ?=
 realcheck: env
 	mkdir -p $(REALCHECK_DIR)
