@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 from tqdm.auto import tqdm
 import spine_nb
 from ..core import atomic_write, write_json, add_verbosity_args, setup_logging, verbosity, progress_on
-from ..training.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from ..training.checkpoint import CheckpointError, read_checkpoint, save_checkpoint, run_paths
 _log = logging.getLogger(__name__)
 
 # %% auto #0
@@ -80,7 +80,7 @@ def verify_family(folder: str | Path) -> dict:
 def _stage_checkpoints(model_dir: Path, method: str, folds: Sequence[int]) -> dict[str, list[Path]]:
     "{stage: [best.pth of each fold]} of every stage of `method` under `model_dir` that has all the folds."
     base = model_dir / method if (model_dir / method).is_dir() else model_dir
-    found = {d.name: [d / "checkpoints" / f"fold_{k}" / "best.pth" for k in folds] for d in sorted(base.iterdir()) if d.is_dir()} if base.is_dir() else {}
+    found = {d.name: [run_paths(base.parent, base.name, d.name, k).best for k in folds] for d in sorted(base.iterdir()) if d.is_dir()} if base.is_dir() else {}
     found = {s: ps for s, ps in found.items() if all(p.is_file() for p in ps)}
     if not found: raise WeightsError(f"{model_dir} holds no {method} checkpoints <stage>/checkpoints/fold_<k>/best.pth for folds {list(folds)}; pass a training output folder")
     return found
@@ -160,7 +160,7 @@ def pack_weights(model_dir: str | Path, # a training output folder (`<method>/<s
     try:
         prov = {k: fam.get(k) for k in ("name", "commit", "created", "command")}
         for s, ps in paths.items():
-            for k, p in zip(folds, ps): strip_checkpoint(p, tmp / method / s / "checkpoints" / f"fold_{k}" / "best.pth", {**prov, "source": str(p)})
+            for k, p in zip(folds, ps): strip_checkpoint(p, run_paths(tmp, method, s, k).best, {**prov, "source": str(p)})
         fam["files"] = _files(tmp); fam["scores"] = {k: summ.get(k) for k in ("id_rate", "mld_mm", "stage3_dice", "pipeline_dice", "test_seed")} if summ else {}
         write_json(tmp / "family.json", fam); (tmp / "MODEL_CARD.md").write_text(model_card(fam, summ, rc, notes))
         dest = root / name; root.mkdir(parents=True, exist_ok=True)
@@ -253,7 +253,7 @@ def find_family(name: str | None = None, # family name; default: the manifest's 
     name = name or man["default"].get(modality)
     fams = {f["name"]: f for f in list_families(roots, man)}
     if not name:
-        other = [f"{n} ({f.get('description') or 'no description'})" for n, f in fams.items() if str(f.get("modality")).lower() == modality]
+        other = [f"{n} ({f.get('description') or 'no description'})" for n, f in fams.items() if _modality(f.get("modality")) == modality]
         raise WeightsError(f"no shipped model for {modality.upper()} scans is good enough to be the default (defaults: {man['default'] or 'none'}); "
                            + (f"experimental: {'; '.join(other)}, used with --weights NAME; " if other else "")
                            + f"or train one (e.g. `make accuracy{'-mr' if modality == 'mr' else ''}`) and pass --model_dir")

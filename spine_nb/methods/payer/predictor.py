@@ -174,10 +174,10 @@ def run_segmentation_stage(image: sitk.Image, models: StageModel, device, window
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #987aa116
 def _shipped_stages(ck: dict, # {stage: checkpoint path(s), 'shipped' or None}; 'shipped' entries are replaced in place
                     weights: str | None, # family name (default: the shipped CT default)
-                    modality: str = "ct") -> dict | None:
+                   ) -> dict | None:
     "Facts of the weights family whose checkpoints replace the 'shipped' stages of `ck` (None if there are none)."
     if not any(isinstance(v, str) and v == "shipped" for v in ck.values()): return None
-    fam = find_family(weights, modality)
+    fam = find_family(weights, "ct")
     if fam["method"] != "payer": raise WeightsError(f"weights family {fam['name']!r} is for method {fam['method']!r}, not the three-stage pipeline (payer)")
     for s, v in ck.items():
         if isinstance(v, str) and v == "shipped": ck[s] = find_checkpoints(fam["path"], "payer", s, fam["folds"])
