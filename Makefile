@@ -3,6 +3,7 @@
 #   make test   build the same environment and run every test
 #   make accuracy  issue 3's measurement: train the cpu preset on 60 phantoms, score 10 held-out ones (~35 min on 2 cores)
 #   make accuracy-mr the same for MR: MR phantoms (T1, T2, random contrasts, sagittal slabs), MR models
+#   make compare   every method on the same held-out phantoms and real scans (trains the MONAI baselines once, ~30 min each)
 #   make realcheck the real-scan benchmark: run the shipped weights (REALCHECK_MODELS=DIR for others) on every scan of ../shared/data/real
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,10 +13,10 @@ STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr realcheck
+.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr realcheck compare
 
 help:
-	@echo "make demo | make test | make lab | make export | make accuracy | make accuracy-mr | make realcheck"
+	@echo "make demo | make test | make lab | make export | make accuracy | make accuracy-mr | make realcheck | make compare"
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,3 +68,20 @@ realcheck: env
 	$(BIN)/papermill nbs/pipelines/34_realcheck.ipynb $(REALCHECK_DIR)/34_realcheck.ipynb --log-output \
 	  -p run_dir $(abspath $(REALCHECK_DIR)) -p model_dir $(abspath $(REALCHECK_MODELS)) -p mri_model_dir "$(if $(REALCHECK_MRI_MODELS),$(abspath $(REALCHECK_MRI_MODELS)))" -p modalities "$(REALCHECK_MODALITIES)" -p device cpu
 	cat $(REALCHECK_DIR)/realcheck_summary.json
+
+# make compare: the training set and held-out seeds of make accuracy (made once), each MONAI baseline trained once with the
+# cpu preset (COMPARE_BASELINES: NAME=NETWORK:SCHEME), then nbs/pipelines/35_compare.ipynb on the shipped CT family and them
+COMPARE_DIR ?= outputs/compare
+COMPARE_BASELINES ?= unet=unet:verse segresnet=segresnet:verse unet-generic=unet:vertebra
+compare: env
+	mkdir -p $(COMPARE_DIR)/models
+	for s in 0:60:train_data 1000:10:test_data 2000:10:test_data_2000 3000:10:test_data_3000; do IFS=: read seed n name <<< "$$s"; \
+	  test -f $(COMPARE_DIR)/$$name/dataset.csv || $(BIN)/spine-nb phantom --out $(COMPARE_DIR)/$$name --n $$n --seed $$seed --workers 2 -q || exit 1; done
+	for b in $(COMPARE_BASELINES); do name=$${b%%=*}; spec=$${b#*=}; \
+	  test -f $(COMPARE_DIR)/models/$$name/baselines/semantic/checkpoints/fold_0/best.pth || \
+	  $(BIN)/spine-nb train --method baselines --csv $(COMPARE_DIR)/train_data/dataset.csv --output $(COMPARE_DIR)/models/$$name \
+	    --preset cpu --network $${spec%%:*} --label_scheme $${spec#*:} --device cpu --no_progress || exit 1; done
+	$(BIN)/papermill nbs/pipelines/35_compare.ipynb $(COMPARE_DIR)/35_compare.ipynb --log-output -p run_dir $(abspath $(COMPARE_DIR)) \
+	  -p test_csvs "$(abspath $(COMPARE_DIR))/test_data/dataset.csv,$(abspath $(COMPARE_DIR))/test_data_2000/dataset.csv,$(abspath $(COMPARE_DIR))/test_data_3000/dataset.csv" \
+	  -p baselines "$(foreach b,$(COMPARE_BASELINES),$(firstword $(subst =, ,$(b))):$(abspath $(COMPARE_DIR))/models/$(firstword $(subst =, ,$(b))),)" -p device cpu
+	cat $(COMPARE_DIR)/compare_methods.csv

@@ -11,7 +11,8 @@ from . import __version__
 from .core import project_root, data_root, outputs_root, run_notebook, add_verbosity_args, setup_logging, verbosity
 
 # %% auto #0
-__all__ = ['SUBCOMMANDS', 'DEMO_EPOCHS', 'subcommand', 'main', 'demo_train', 'demo_shipped', 'demo_cli']
+__all__ = ['SUBCOMMANDS', 'METHODS', 'METHOD_COMMANDS', 'DEMO_EPOCHS', 'subcommand', 'main', 'demo_train', 'demo_shipped',
+           'demo_cli']
 
 # %% ../nbs/90_cli.ipynb #d691c68a
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -19,22 +20,40 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert-dicom": ("spine_nb.data.io:convert_dicom_cli", "convert a DICOM series folder to NIfTI/MHA/NRRD"),
     "export-nnunet": ("spine_nb.data.nnunet:export_nnunet_cli", "write a dataset CSV as an nnU-Net v2 raw dataset with spine_nb's folds"),
     "info": ("spine_nb.data.io:info_cli", "describe an image, DICOM folder, _ctd.json or dataset CSV"),
-    "train": ("spine_nb.methods.payer.trainers:train_cli", "train one pipeline stage (spine, vertebrae, segmentation) on a CSV fold"),
-    "infer": ("spine_nb.methods.payer.predictor:infer_cli", "run the three-stage pipeline on images, a folder or a CSV"),
+    "train": ("spine_nb.methods.payer.trainers:train_cli", "train one pipeline stage (spine, vertebrae, segmentation) on a CSV fold; --method baselines: a MONAI baseline"),
+    "infer": ("spine_nb.methods.payer.predictor:infer_cli", "run the three-stage pipeline on images, a folder or a CSV; --method baselines: a MONAI baseline"),
     "bench": ("spine_nb.methods.payer.predictor:bench_cli", "time each stage and peak memory on a synthetic 512x512x400 CT"),
     "evaluate": ("spine_nb.evaluation.metrics:evaluate_cli", "VerSe metrics (Dice, HD95, identification) of predictions"),
     "cv": ("spine_nb.methods.payer.cv:cv_cli", "K-fold cross-validation: papermill runs of the notebooks per fold"),
     "weights": ("spine_nb.inference.weights:weights_cli", "shipped and downloadable model weights: list, verify, download, pack, archive"),
     "demo": ("spine_nb.cli:demo_cli", "the main job end to end on the synthetic default dataset"),
 }
+METHODS: tuple[str, ...] = ("payer", "baselines")  # `--method` of train and infer; the first is the default
+METHOD_COMMANDS: dict[tuple[str, str], str] = {  # (command, method) -> its function, where the method is not the default
+    ("train", "baselines"): "spine_nb.methods.baselines.trainers:train_cli",
+    ("infer", "baselines"): "spine_nb.methods.baselines.predictor:infer_cli",
+}
 
 # %% ../nbs/90_cli.ipynb #720c02d0
+def _pop_method(name: str, argv: list[str]) -> tuple[str, list[str]]:
+    "(method, the other arguments) of `--method M` / `--method=M` in `argv`; the default method when absent."
+    takes = any(c == name for c, _ in METHOD_COMMANDS)
+    for i, a in enumerate(argv):
+        if a == "--method" or a.startswith("--method="):
+            if not takes: return METHODS[0], argv  # another command's own --method (e.g. `weights pack --method`)
+            m = a.partition("=")[2] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+            if m not in METHODS: raise ValueError(f"unknown --method {m!r}; use one of {', '.join(METHODS)}")
+            return m, argv[:i] + argv[i + (1 if "=" in a else 2):]
+    return METHODS[0], argv
+
 def subcommand(name: str # subcommand name, e.g. 'phantom'
               ) -> Callable[[list[str] | None], int]:
     "The `<name>_cli(argv)` function behind `spine-nb <name>`, imported lazily."
     if name not in SUBCOMMANDS: raise ValueError(f"spine-nb: unknown command {name!r}; run `spine-nb --help` for the list")
-    target = SUBCOMMANDS[name][0]
     def run(argv: list[str] | None = None) -> int:
+        try: method, argv = _pop_method(name, list(argv or []))
+        except ValueError as e: print(f"spine-nb {name}: {e}", file=sys.stderr); return 2
+        target = METHOD_COMMANDS.get((name, method), SUBCOMMANDS[name][0])
         mod, fn = target.split(":")
         try: f = getattr(importlib.import_module(mod), fn)
         except (ImportError, AttributeError) as e:

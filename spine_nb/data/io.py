@@ -587,7 +587,7 @@ def centroids_from_mask(mask_image: sitk.Image, # label mask (e.g. VerSe ids), a
 
 # %% ../../nbs/01_data.io.ipynb #be1f16cf
 DATASET_COLUMNS = ["name", "type", "image_path", "mask_path", "centroid_json_path"]
-PATH_COLUMNS = ["image_path", "mask_path", "centroid_json_path"]
+PATH_COLUMNS = ["image_path", "mask_path", "centroid_json_path", "semantic_path"]  # optional columns among them may be absent
 SPLIT_TYPES = ("train", "val", "test")
 
 # %% ../../nbs/01_data.io.ipynb #4bcb052c
@@ -604,7 +604,7 @@ def _row_problems(i: int, # 0-based row index
     if r["type"] not in SPLIT_TYPES: probs.append(f"{row}: type {r['type']!r} is not one of {', '.join(SPLIT_TYPES)}")
     if not _present(r["image_path"]): probs.append(f"{row}: image_path is empty")
     for c in PATH_COLUMNS:
-        if _present(r[c]) and not Path(r[c]).exists(): probs.append(f"{row}: {c} {r[c]} does not exist")
+        if c in r and _present(r[c]) and not Path(r[c]).exists(): probs.append(f"{row}: {c} {r[c]} does not exist")
     return probs
 
 # %% ../../nbs/01_data.io.ipynb #5fbdf459

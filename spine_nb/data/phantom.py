@@ -1080,7 +1080,7 @@ def _write_case(out: Path, i: int, seed: int, r: dict, mod: str, kind: str) -> d
     write_json(ctd.parent / f"{sub}_phantom.json", {**r["meta"], "case_index": i, "dataset_seed": seed})
     return dict(name=sub, type=kind, image_path=str(img.resolve()), mask_path=str(msk.resolve()),
                 centroid_json_path=str(ctd.resolve()), subject=sub, modality="ct" if mod == "ct" else "mri",
-                fov=r["meta"]["fov"], contrast=r["meta"]["contrast"] or "", semantic_path=sem.relative_to(out).as_posix(),
+                fov=r["meta"]["fov"], contrast=r["meta"]["contrast"] or "", semantic_path=str(sem.resolve()),
                 n_thoracic=r["meta"]["n_thoracic"], n_lumbar=r["meta"]["n_lumbar"])
 
 # %% ../../nbs/02_data.phantom.ipynb #a19c402c
