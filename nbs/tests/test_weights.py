@@ -95,3 +95,21 @@ def test_download_from_a_lab_server(unseen, tmp_path, monkeypatch):
     assert infer_cli([str(unseen), "--weights", "lab-ct", "--output", str(out), "--quiet", "--no_qc"]) == 0
     assert json.loads((out / "tl_metadata.json").read_text())["weights"]["name"] == "lab-ct"
     assert infer_cli([str(unseen), "--weights", "nope", "--output", str(tmp_path / "o2"), "--quiet", "--no_qc"]) == 1
+
+
+def test_a_scan_without_a_spine_gets_no_vertebrae_found(tmp_path, caplog):
+    "A volume of noise and a body of soft tissue without bone: the shipped weights name no level, and the command says so."
+    import logging
+    import numpy as np, SimpleITK as sitk
+    from spine_nb.data.io import write_image
+    rng = np.random.default_rng(0)
+    noise = sitk.GetImageFromArray(rng.normal(0, 300, (100, 128, 128)).astype(np.int16)); noise.SetSpacing((1.5, 1.5, 2.0))
+    z, y, x = np.mgrid[:100, :128, :128]; body = (y - 64) ** 2 / 56 ** 2 + (x - 64) ** 2 / 48 ** 2 < 1
+    soft = sitk.GetImageFromArray(np.where(body, rng.normal(40, 15, body.shape), -1000).astype(np.int16)); soft.SetSpacing((1.5, 1.5, 2.0))
+    for name, im in (("noise", noise), ("soft_tissue", soft)): write_image(im, tmp_path / "in" / f"{name}.nii.gz")
+    lg = logging.getLogger("spine_nb"); lg.addHandler(caplog.handler)  # the command's logging setup does not propagate to the root
+    try: assert infer_cli([str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--device", "cpu", "--no_qc", "-q"]) == 0
+    finally: lg.removeHandler(caplog.handler)
+    s = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert s["n_vertebrae"].tolist() == [0, 0] and s["status"].tolist() == ["ok", "ok"]
+    assert sum("no vertebrae found" in r.getMessage() for r in caplog.records) == 2

@@ -77,6 +77,7 @@ def run_batch(cases: Sequence[tuple[str, Path]], # (case, image path) pairs
                 pred = pred or make_predictor()
                 res = pred.predict(img, output_dir=out, save_intermediates=save_intermediates, landmarks=landmarks, case=case, qc=qc, progress=progress)
                 row.update(n_vertebrae=len(res.landmarks), levels=" ".join(l["name"] for l in res.landmarks))
+                if not res.landmarks: _log.warning(f"{case}: no vertebrae found (no spine the models recognise: check the modality, the field of view and the models)")
             except Exception as e: row.update(status="failed", error=_record_failure(out, case, img, e))
         row["seconds"] = round(time.perf_counter() - t0, 2); rows.append(row)
         _write_summary(rows, out / "summary.csv")
