@@ -29,7 +29,7 @@ def test_train_infer_evaluate_from_the_command_line(tmp_path):
 
 def test_unknown_method_is_one_clear_error():
     r = run("train", "--method", "nnunet", "--csv", "x.csv")
-    assert r.returncode == 2 and "unknown --method 'nnunet'; use one of payer, baselines" in r.stderr
+    assert r.returncode == 2 and "unknown --method 'nnunet'; use one of payer, baselines, iterative_fcn" in r.stderr
 
 
 def test_baseline_commands_run_as_modules_with_help():

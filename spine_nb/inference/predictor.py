@@ -16,7 +16,7 @@ from ..anatomy import _RANK
 
 # %% auto #0
 __all__ = ['InputError', 'looks_like_ct', 'check_image', 'landmarks_from', 'ModalityRouter', 'PredictionResult', 'case_name',
-           'landmark_records']
+           'read_input', 'landmark_records']
 
 # %% ../../nbs/09_inference.predictor.ipynb #79dec747
 class InputError(ValueError):
@@ -138,6 +138,21 @@ def case_name(path: str | Path) -> str:
     for suf in (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr"):
         if n.lower().endswith(suf): return n[: -len(suf)]
     return n
+
+# %% ../../nbs/09_inference.predictor.ipynb #0a3f7105
+def read_input(image, # a path (image file or DICOM folder) or a SimpleITK image
+               modality: str = "ct", # the models' modality (`check_image`)
+               case: str | None = None, # case name (default: from the path, else 'case')
+               input_path=None, # where an in-memory `image` came from (for messages and metadata)
+               read_s: float | None = None, # seconds already spent reading it elsewhere
+              ) -> tuple[sitk.Image, str, str | None, float]:
+    "(checked scan, case name, input path, read seconds) of a path or image."
+    from spine_nb.data.io import read_image
+    t0 = time.perf_counter(); path = None if isinstance(image, sitk.Image) else Path(image)
+    if path is not None: image = read_image(path)
+    path = path or (Path(input_path) if input_path is not None else None)
+    check_image(image, str(path) if path else "image", modality)
+    return image, case or (case_name(path) if path else "case"), str(path) if path else None, time.perf_counter() - t0 + (read_s or 0.0)
 
 # %% ../../nbs/09_inference.predictor.ipynb #9d1d5fcb
 def landmark_records(chain: list[dict], image: sitk.Image) -> list[dict]:

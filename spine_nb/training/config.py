@@ -27,7 +27,7 @@ class TrainConfig:
     batch_size: int = 2
     lr: float = 1e-4
     weight_decay: float = 5e-4 # AdamW weight decay
-    scheduler: str = "cosine" # 'cosine', 'warmup_cosine' (needs a `warmup_epochs` field), 'plateau' or 'none'
+    scheduler: str = "cosine" # 'cosine', 'warmup_cosine' (needs a `warmup_epochs` field), 'step' (needs `lr_steps`), 'plateau' or 'none'
     patience: int = 30 # early stopping: epochs without a better validation loss (0: off)
     swa_epochs: int = 0 # average the weights of the last N epochs (SWA); validation and best.pth then use the average (0: off)
     swa_lr_factor: float = 0.3 # learning rate of the SWA epochs as a fraction of lr (a 2-epoch cosine anneal leads there)

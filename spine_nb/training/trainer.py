@@ -114,15 +114,17 @@ def build_data(self: Trainer):
 
 # %% ../../nbs/07b_training.trainer.ipynb #7e68d83a
 def make_scheduler(opt, config):
-    "The learning-rate scheduler of `config.scheduler` ('cosine', 'warmup_cosine' with `config.warmup_epochs`, 'plateau' or 'none': None)."
+    "The learning-rate scheduler of `config.scheduler` ('cosine', 'warmup_cosine' with `config.warmup_epochs`, 'step' with `config.lr_steps`, 'plateau' or 'none': None)."
     c = config
     if c.scheduler == "cosine": return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, c.epochs), eta_min=c.lr * 0.01)
     if c.scheduler == "warmup_cosine":  # linear warm-up over warmup_epochs, then a cosine decay (stepped once per epoch)
         from monai.optimizers import WarmupCosineSchedule
         return WarmupCosineSchedule(opt, warmup_steps=int(getattr(c, "warmup_epochs", 0)), t_total=max(1, c.epochs), warmup_multiplier=0.1)
+    if c.scheduler == "step":  # tenfold drops at the fractions `config.lr_steps` of the epochs
+        return torch.optim.lr_scheduler.MultiStepLR(opt, sorted({max(1, round(f * c.epochs)) for f in getattr(c, "lr_steps", (0.5, 0.75))}), gamma=0.1)
     if c.scheduler == "plateau": return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, c.patience // 3))
     if c.scheduler == "none": return None
-    raise ValueError(f"unknown scheduler {c.scheduler!r}; use cosine, plateau or none")
+    raise ValueError(f"unknown scheduler {c.scheduler!r}; use cosine, warmup_cosine, step, plateau or none")
 
 # %% ../../nbs/07b_training.trainer.ipynb #918a75f5
 @patch

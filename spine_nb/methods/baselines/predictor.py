@@ -15,7 +15,7 @@ from scipy import ndimage
 from ...core import get_device, verse_name, outputs_root, add_verbosity_args, setup_logging, verbosity
 from ...data.geometry import Grid, from_network
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints
-from ...inference.predictor import InputError, PredictionResult, check_image, landmark_records, case_name
+from ...inference.predictor import InputError, PredictionResult, landmark_records, read_input
 from ...inference.writers import write_outputs
 from ...inference.batch import list_cases, run_batch
 from ...networks import count_parameters
@@ -150,21 +150,12 @@ def probabilities(self: SemanticPredictor, image: sitk.Image) -> tuple[np.ndarra
 SemanticPredictor.probabilities = probabilities
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #5fd05baf
-def _read(self: SemanticPredictor, image, case, input_path, read_s) -> tuple[sitk.Image, str, str | None, float]:
-    "(checked scan, case name, input path, read seconds) of a path or image."
-    from spine_nb.data.io import read_image
-    t0 = time.perf_counter(); path = None if isinstance(image, sitk.Image) else Path(image)
-    if path is not None: image = read_image(path)
-    path = path or (Path(input_path) if input_path is not None else None)
-    check_image(image, str(path) if path else "image", self.modality)
-    return image, case or (case_name(path) if path else "case"), str(path) if path else None, time.perf_counter() - t0 + (read_s or 0.0)
-
 def predict(self: SemanticPredictor, image, output_dir=None, case: str | None = None, qc: bool = True, progress: bool = False,
             landmarks=None, input_path=None, read_s: float | None = None, save_intermediates: bool = False, **_) -> PredictionResult:
     "Segment one scan (path or SimpleITK image); write its outputs to `output_dir` if given."
     # landmarks: a semantic baseline has no landmark input; given landmarks are refused (`takes_landmarks`)
     if landmarks is not None: raise InputError("a MONAI baseline takes no landmarks; it segments the scan directly (drop --landmarks)")
-    t0 = time.perf_counter(); image, case, path, t_read = self._read(image, case, input_path, read_s); t = {"read": t_read}
+    t0 = time.perf_counter(); image, case, path, t_read = read_input(image, self.modality, case, input_path, read_s); t = {"read": t_read}
     t1 = time.perf_counter(); probs, grid = self.probabilities(image); t["network"] = time.perf_counter() - t1
     t1 = time.perf_counter(); cls = postprocess(probs.argmax(0).astype(np.uint8), grid.spacing, self.min_size_mm3)
     labels = verse_labels(cls, self.scheme, grid, self.bottom_level); lms = mask_landmarks(labels, grid, probs, cls)
@@ -176,7 +167,7 @@ def predict(self: SemanticPredictor, image, output_dir=None, case: str | None = 
     t["total"] = time.perf_counter() - t0 + (read_s or 0.0)
     return res
 
-SemanticPredictor._read, SemanticPredictor.predict = _read, predict
+SemanticPredictor.predict = predict
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #4d7aba8c
 def infer_parser() -> argparse.ArgumentParser:
