@@ -69,19 +69,21 @@ realcheck: env
 	  -p run_dir $(abspath $(REALCHECK_DIR)) -p model_dir $(abspath $(REALCHECK_MODELS)) -p mri_model_dir "$(if $(REALCHECK_MRI_MODELS),$(abspath $(REALCHECK_MRI_MODELS)))" -p modalities "$(REALCHECK_MODALITIES)" -p device cpu
 	cat $(REALCHECK_DIR)/realcheck_summary.json
 
-# make compare: the training set and held-out seeds of make accuracy (made once), each MONAI baseline trained once with the
-# cpu preset (COMPARE_BASELINES: NAME=NETWORK:SCHEME), then nbs/pipelines/35_compare.ipynb on the shipped CT family and them
+# make compare: the training set and held-out seeds of make accuracy (made once), IterativeFCN and each MONAI baseline trained once
+# with the cpu preset (COMPARE_BASELINES: NAME=NETWORK:SCHEME), then nbs/pipelines/35_compare.ipynb on the shipped CT family and them
 COMPARE_DIR ?= outputs/compare
 COMPARE_BASELINES ?= unet=unet:verse segresnet=segresnet:verse unet-generic=unet:vertebra
 compare: env
 	mkdir -p $(COMPARE_DIR)/models
 	for s in 0:60:train_data 1000:10:test_data 2000:10:test_data_2000 3000:10:test_data_3000; do IFS=: read seed n name <<< "$$s"; \
 	  test -f $(COMPARE_DIR)/$$name/dataset.csv || $(BIN)/spine-nb phantom --out $(COMPARE_DIR)/$$name --n $$n --seed $$seed --workers 2 -q || exit 1; done
+	test -f $(COMPARE_DIR)/models/iterative_fcn/iterative_fcn/instances/checkpoints/fold_0/best.pth || $(BIN)/spine-nb train --method iterative_fcn \
+	  --csv $(COMPARE_DIR)/train_data/dataset.csv --output $(COMPARE_DIR)/models/iterative_fcn --preset cpu --device cpu --no_progress
 	for b in $(COMPARE_BASELINES); do name=$${b%%=*}; spec=$${b#*=}; \
 	  test -f $(COMPARE_DIR)/models/$$name/baselines/semantic/checkpoints/fold_0/best.pth || \
 	  $(BIN)/spine-nb train --method baselines --csv $(COMPARE_DIR)/train_data/dataset.csv --output $(COMPARE_DIR)/models/$$name \
 	    --preset cpu --network $${spec%%:*} --label_scheme $${spec#*:} --device cpu --no_progress || exit 1; done
 	$(BIN)/papermill nbs/pipelines/35_compare.ipynb $(COMPARE_DIR)/35_compare.ipynb --log-output -p run_dir $(abspath $(COMPARE_DIR)) \
 	  -p test_csvs "$(abspath $(COMPARE_DIR))/test_data/dataset.csv,$(abspath $(COMPARE_DIR))/test_data_2000/dataset.csv,$(abspath $(COMPARE_DIR))/test_data_3000/dataset.csv" \
-	  -p baselines "$(foreach b,$(COMPARE_BASELINES),$(firstword $(subst =, ,$(b))):$(abspath $(COMPARE_DIR))/models/$(firstword $(subst =, ,$(b))),)" -p device cpu
+	  -p iterative_fcn_model_dir $(abspath $(COMPARE_DIR))/models/iterative_fcn -p baselines "$(foreach b,$(COMPARE_BASELINES),$(firstword $(subst =, ,$(b))):$(abspath $(COMPARE_DIR))/models/$(firstword $(subst =, ,$(b))),)" -p device cpu
 	cat $(COMPARE_DIR)/compare_methods.csv
