@@ -16,14 +16,14 @@ if TYPE_CHECKING: import pandas as pd
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'WORLD_AXCODES', 'DATASET_COLUMNS', 'PATH_COLUMNS', 'SPLIT_TYPES', 'SpineIOError',
+__all__ = ['IMAGE_SUFFIXES', 'WORLD_AXCODES', 'DATASET_COLUMNS', 'PATH_COLUMNS', 'SPLIT_TYPES', 'CSI_SUFFIXES', 'SpineIOError',
            'MissingPathError', 'DicomSeriesError', 'CentroidFileError', 'DatasetError', 'sample_dir', 'real_data_root',
            'image_suffix', 'read_image', 'write_image', 'list_dicom_series', 'write_dicom_series', 'check_dicom_series',
            'select_dicom_series', 'read_dicom_series', 'orientation_code', 'reorient', 'resample_to_spacing',
            'resample_like', 'reoriented_grid', 'voxel_to_world', 'world_to_voxel', 'Centroids', 'read_ctd', 'write_ctd',
            'centroids_from_mask', 'validate_dataset', 'read_dataset_csv', 'write_dataset_csv', 'discover_verse_bids',
-           'discover_vertebral_bodies', 'kfold_splits', 'fold_split', 'describe_image', 'describe', 'convert_dicom_cli',
-           'info_cli']
+           'discover_vertebral_bodies', 'discover_csi2014', 'kfold_splits', 'fold_split', 'describe_image', 'describe',
+           'convert_dicom_cli', 'info_cli']
 
 # %% ../../nbs/01_data.io.ipynb #d55a56cf
 class SpineIOError(ValueError):
@@ -701,7 +701,7 @@ def discover_verse_bids(root: str | Path, # folder holding rawdata/ and derivati
     rows = [_bids_row(img, m, root, default_type) for img, m in images if m]
     if not rows: raise DatasetError(f"no images named rawdata/sub-*/sub-*_ct.nii.gz (or _T1w/_T2w/_mri) under {root}; is it a VerSe-style BIDS folder?")
     df = pd.DataFrame(rows, columns=DATASET_COLUMNS + ["subject", "modality"]).sort_values("name", ignore_index=True)
-    for c in PATH_COLUMNS: df[c] = pd.Series([v if _present(v) else None for v in df[c]], index=df.index, dtype=object)
+    for c in (c for c in PATH_COLUMNS if c in df.columns): df[c] = pd.Series([v if _present(v) else None for v in df[c]], index=df.index, dtype=object)
     return df
 
 # %% ../../nbs/01_data.io.ipynb #45aabedb
@@ -719,6 +719,27 @@ def discover_vertebral_bodies(root: str | Path, # folder of case folders (e.g. .
                          centroid_json_path=str(ctd), modality="mri", reference="body"))
     if not rows: raise DatasetError(f"no <case>/<case>_body_centroids.json under {root}; is it a vertebral-body MRI folder?")
     return pd.DataFrame(rows, columns=DATASET_COLUMNS + ["modality", "reference"])
+
+# %% ../../nbs/01_data.io.ipynb #42c9c02e
+CSI_SUFFIXES = (".mhd", ".mha", ".nii.gz", ".nii", ".nrrd")
+
+def discover_csi2014(root: str | Path, # folder of caseN.<ext> + caseN_label.<ext>
+                     train_fraction: float = 0.8, # share of cases (by case number) marked 'train'; the rest 'test'
+                     convention: str = "verse", # label convention of the masks
+                    ) -> pd.DataFrame:
+    "Dataset table (DATASET_COLUMNS + label_convention, modality) of a CSI 2014 spine CT folder."
+    import pandas as pd, re
+    root = _require(root, "CSI 2014 dataset folder"); rows = []
+    for lab in sorted(p for p in root.iterdir() if any(p.name.lower().endswith("_label" + s) for s in CSI_SUFFIXES)):
+        suf = next(s for s in CSI_SUFFIXES if lab.name.lower().endswith("_label" + s)); case = lab.name[: -len("_label" + suf)]
+        img = next((root / f"{case}{s}" for s in CSI_SUFFIXES if (root / f"{case}{s}").exists()), None)
+        if img is None: raise DatasetError(f"{lab} has no image beside it ({case}.mhd, .mha, .nii.gz, .nii or .nrrd)")
+        rows.append(dict(name=case, image_path=str(img), mask_path=str(lab), centroid_json_path=None, label_convention=convention, modality="ct"))
+    if not rows: raise DatasetError(f"no <case>_label.mhd (or .mha/.nii.gz/.nii/.nrrd) under {root}; is it the CSI 2014 spine folder?")
+    num = lambda r: int(m.group()) if (m := re.search(r"\d+", r["name"])) else 0
+    rows.sort(key=num); n_train = int(round(train_fraction * len(rows)))
+    for k, r in enumerate(rows): r["type"] = "train" if k < n_train else "test"
+    return pd.DataFrame(rows, columns=DATASET_COLUMNS + ["label_convention", "modality"])
 
 # %% ../../nbs/01_data.io.ipynb #2e378312
 def _fold_groups(df: pd.DataFrame, # dataset table
