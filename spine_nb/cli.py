@@ -18,6 +18,7 @@ __all__ = ['SUBCOMMANDS', 'METHODS', 'METHOD_COMMANDS', 'DEMO_EPOCHS', 'subcomma
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("spine_nb.data.phantom:phantom_cli", "generate a synthetic spine CT/MR dataset (VerSe BIDS layout + CSV)"),
     "convert-dicom": ("spine_nb.data.io:convert_dicom_cli", "convert a DICOM series folder to NIfTI/MHA/NRRD"),
+    "csi2014": ("spine_nb.data.io:csi2014_cli", "write the dataset CSV of a CSI 2014 spine CT folder (IterativeFCN's challenge data)"),
     "export-nnunet": ("spine_nb.data.nnunet:export_nnunet_cli", "write a dataset CSV as an nnU-Net v2 raw dataset with spine_nb's folds"),
     "info": ("spine_nb.data.io:info_cli", "describe an image, DICOM folder, _ctd.json or dataset CSV"),
     "train": ("spine_nb.methods.payer.trainers:train_cli", "train one pipeline stage (spine, vertebrae, segmentation) on a CSV fold; --method baselines|iterative_fcn: the other methods"),

@@ -23,7 +23,7 @@ __all__ = ['IMAGE_SUFFIXES', 'WORLD_AXCODES', 'DATASET_COLUMNS', 'PATH_COLUMNS',
            'resample_like', 'reoriented_grid', 'voxel_to_world', 'world_to_voxel', 'Centroids', 'read_ctd', 'write_ctd',
            'centroids_from_mask', 'validate_dataset', 'read_dataset_csv', 'write_dataset_csv', 'discover_verse_bids',
            'discover_vertebral_bodies', 'discover_csi2014', 'kfold_splits', 'fold_split', 'describe_image', 'describe',
-           'convert_dicom_cli', 'info_cli']
+           'convert_dicom_cli', 'info_cli', 'csi2014_cli']
 
 # %% ../../nbs/01_data.io.ipynb #d55a56cf
 class SpineIOError(ValueError):
@@ -720,7 +720,7 @@ def discover_vertebral_bodies(root: str | Path, # folder of case folders (e.g. .
     if not rows: raise DatasetError(f"no <case>/<case>_body_centroids.json under {root}; is it a vertebral-body MRI folder?")
     return pd.DataFrame(rows, columns=DATASET_COLUMNS + ["modality", "reference"])
 
-# %% ../../nbs/01_data.io.ipynb #42c9c02e
+# %% ../../nbs/01_data.io.ipynb #305faef7
 CSI_SUFFIXES = (".mhd", ".mha", ".nii.gz", ".nii", ".nrrd")
 
 def discover_csi2014(root: str | Path, # folder of caseN.<ext> + caseN_label.<ext>
@@ -908,3 +908,19 @@ def info_cli(argv: list[str] | None = None) -> int:
     prog = "spine-nb info"
     def run(a): print(describe(a.path, a.convention)); return 0
     return _cli(prog, _info_parser(prog), argv, run)
+
+# %% ../../nbs/01_data.io.ipynb #27920e5f
+def csi2014_cli(argv: list[str] | None = None) -> int:
+    "`spine-nb csi2014`: write the dataset CSV of a CSI 2014 spine CT folder."
+    prog = "spine-nb csi2014"
+    ap = argparse.ArgumentParser(prog=prog, description="Write OUT/dataset.csv for the CSI 2014 spine segmentation challenge data (SpineWeb "
+        "dataset 2: caseN.mhd + caseN_label.mhd in one folder), split by case number, pointing at the original files. Resampling and weight "
+        "maps happen in training, from the method's plan (as the IterativeFCN reference's preprocessing step does once).")
+    ap.add_argument("--dataset", required=True, help="the folder of caseN.<ext> and caseN_label.<ext>")
+    ap.add_argument("--out", required=True, help="folder for dataset.csv")
+    ap.add_argument("--train_fraction", type=float, default=0.8, help="share of cases marked train (by case number), the rest test (default 0.8)")
+    ap.add_argument("--convention", default="verse", help="label convention of the masks (default: verse ids)")
+    def run(a):
+        p = write_dataset_csv(discover_csi2014(a.dataset, a.train_fraction, a.convention), Path(a.out) / "dataset.csv")
+        _log.info(f"{prog}: wrote {p}"); return 0
+    return _cli(prog, ap, argv, run)
