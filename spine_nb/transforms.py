@@ -20,9 +20,9 @@ from .data.geometry import stage_grid
 __all__ = ['LPS_TO_RAS', 'HU_WINDOW', 'MR_PERCENTILES', 'sitk_to_metatensor', 'metatensor_to_sitk', 'landmarks_to_array',
            'array_to_landmarks', 'world_to_voxel', 'label_convention', 'to_verse_mask', 'LoadSpineCased',
            'case_centroids', 'modality_kind', 'intensity_window', 'ScaleToWindow', 'ScaleToWindowd', 'IntensityWindowd',
-           'resample_to_grid', 'StageGridd', 'network_input', 'crop_or_pad', 'SpineCropd', 'LandmarksToVoxeld',
-           'gaussian_volume', 'LandmarkHeatmapsd', 'polyline_distance', 'SpineHeatmapd', 'VertebraCropd',
-           'spatial_augmentation', 'elastic_augmentation', 'intensity_augmentation', 'RandAxialFOVd']
+           'resample_to_grid', 'StageGridd', 'network_input', 'plan_input', 'crop_or_pad', 'SpineCropd',
+           'LandmarksToVoxeld', 'gaussian_volume', 'LandmarkHeatmapsd', 'polyline_distance', 'SpineHeatmapd',
+           'VertebraCropd', 'spatial_augmentation', 'elastic_augmentation', 'intensity_augmentation', 'RandAxialFOVd']
 
 # %% ../nbs/04_transforms.ipynb #30a2d8a7
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # the same matrix maps RAS to LPS
@@ -252,6 +252,15 @@ def network_input(image: sitk.Image, # the whole scan
     "`(1, 1, X, Y, Z)` float32 network input: `image` on `grid`, scaled from `window` to [-1, 1] (outside the scan: -1)."
     x = ScaleToWindow(window)(resample_to_grid(image, grid, default=float(window[0])))
     return torch.as_tensor(x.as_tensor() if hasattr(x, "as_tensor") else x)[None].contiguous()
+
+# %% ../nbs/04_transforms.ipynb #3100515d
+def plan_input(image: sitk.Image, # the whole scan
+               plan: Mapping, # a checkpoint's plan: 'intensity' {'modality', 'hu_window', 'percentiles'} and 'spacing'
+              ) -> tuple[torch.Tensor, "Grid"]:
+    "(`(1, 1, X, Y, Z)` network input, its grid): the scan on the stage grid of the plan's spacing, windowed and scaled."
+    it = plan["intensity"]; window = intensity_window(image, it["modality"], it["hu_window"], it["percentiles"])
+    grid = stage_grid(image, plan["spacing"])
+    return network_input(image, grid, window), grid
 
 # %% ../nbs/04_transforms.ipynb #c57c90fb
 def crop_or_pad(x: MetaTensor, # `(C, X, Y, Z)`

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/09c_inference.batch.ipynb #efc24d2c
 from __future__ import annotations
-import csv, json, logging, time, traceback
+import argparse, csv, json, logging, time, traceback
 from pathlib import Path
 from typing import Sequence
 from tqdm.auto import tqdm
@@ -14,7 +14,7 @@ from .writers import output_files, is_complete, _versions
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'SUMMARY_FIELDS', 'list_cases', 'run_batch']
+__all__ = ['IMAGE_SUFFIXES', 'SUMMARY_FIELDS', 'list_cases', 'run_batch', 'add_infer_args', 'infer_main']
 
 # %% ../../nbs/09c_inference.batch.ipynb #7351224c
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
@@ -82,3 +82,38 @@ def run_batch(cases: Sequence[tuple[str, Path]], # (case, image path) pairs
         row["seconds"] = round(time.perf_counter() - t0, 2); rows.append(row)
         _write_summary(rows, out / "summary.csv")
     return rows
+
+# %% ../../nbs/09c_inference.batch.ipynb #88aa9f75
+def add_infer_args(p: argparse.ArgumentParser, # a method's parser, with its own arguments
+                   default_output: str, # results folder under outputs/ when --output is not given
+                  ) -> argparse.ArgumentParser:
+    "`p` with the arguments every method's `spine-nb infer` takes (and -q/-v)."
+    from spine_nb.core import add_verbosity_args
+    p.add_argument("image_arg", nargs="?", metavar="IMAGE", help="the same as --image")
+    p.add_argument("--image", default=None, help="image file, DICOM series folder, folder of images, or dataset CSV")
+    p.add_argument("--output", default=None, help=f"results folder (default: outputs/{default_output})")
+    p.add_argument("--device", default=None, help="torch device (default: best available)")
+    p.add_argument("--split", default=None, help="with a CSV: only rows of this type (train/val/test)")
+    p.add_argument("--overwrite", action="store_true", help="re-run cases whose outputs are complete")
+    p.add_argument("--no_qc", action="store_true", help="do not write the QC PNG")
+    p.add_argument("--ctd_orientation", default="PIR", help="axes of the _ctd.json voxel coordinates (default PIR, VerSe's)")
+    p.set_defaults(default_output=default_output, prog=p.prog)
+    return add_verbosity_args(p)
+
+def infer_main(a: argparse.Namespace, # parsed `add_infer_args` arguments
+               make_predictor, # callable(args) returning the method's predictor (called once, at the first case to run)
+               landmarks=None, # landmarks file given to every case, if the method takes them
+              ) -> int:
+    "List the cases, run them, report: 0, or 1 if a case failed (2 for unusable arguments)."
+    from spine_nb.core import setup_logging, verbosity, outputs_root
+    setup_logging(verbosity(a)); prog = a.prog
+    try:
+        if bool(a.image) == bool(a.image_arg): raise InputError(f"give the scan(s) once: `{prog} IMAGE` or `--image IMAGE`")
+        cases = list_cases(a.image or a.image_arg, a.split)
+    except (ValueError, OSError) as e: _log.error(f"{prog}: {e}"); return 2
+    out = Path(a.output) if a.output else outputs_root() / a.default_output
+    rows = run_batch(cases, lambda: make_predictor(a), out, a.overwrite, False, landmarks, not a.no_qc, not a.quiet)
+    bad = [r for r in rows if r["status"] == "failed"]
+    _log.info(f"{prog}: {len(rows) - len(bad)} done or skipped, {len(bad)} failed; results in {out}")
+    for r in bad: _log.error(f"  {r['case']}: {r['error']}")
+    return 1 if bad else 0

@@ -14,7 +14,7 @@ from ..data.geometry import Grid, from_network
 from .predictor import PredictionResult, _peak_ram_mb
 
 # %% auto #0
-__all__ = ['CTD_AXCODES', 'COLOR_TABLES', 'output_files', 'is_complete', 'write_outputs']
+__all__ = ['CTD_AXCODES', 'COLOR_TABLES', 'output_files', 'is_complete', 'write_outputs', 'finish_prediction']
 
 # %% ../../nbs/09b_inference.writers.ipynb #e265e3b9
 def output_files(output_dir: str | Path, case: str) -> dict[str, Path]:
@@ -114,3 +114,25 @@ def write_outputs(res: PredictionResult, output_dir: str | Path, case: str, save
     written["metadata"] = write_json(f["metadata"], meta)
     res.info["files"] = written
     return written
+
+# %% ../../nbs/09b_inference.writers.ipynb #55a6ae58
+def finish_prediction(predictor, # the method's predictor (`describe()`, `ctd_orientation`, `dicom_seg`)
+                      image: sitk.Image, # the input scan
+                      segmentation: sitk.Image | None, # VerSe labels on the input grid
+                      landmarks: list[dict], # {'label', 'world', 'score'}, cranial first
+                      timings: dict, # seconds per step so far ('total' is added)
+                      info: dict, # 'case', 'input', 'landmarks_source', ...
+                      output_dir=None, # write the case's outputs here
+                      qc: bool = True, t0: float | None = None, # `time.perf_counter()` when `predict` began
+                      read_s: float | None = None) -> PredictionResult:
+    "The `PredictionResult` of one scan, its outputs written to `output_dir` if given."
+    from spine_nb.inference.predictor import landmark_records
+    t0 = time.perf_counter() if t0 is None else t0
+    centre = (np.mean([l["world"] for l in landmarks], 0) if landmarks else
+              np.asarray(image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in image.GetSize()])))
+    res = PredictionResult(segmentation, landmark_records(landmarks, image), centre, timings, image, info=info)
+    if output_dir is not None:
+        write_outputs(res, output_dir, info["case"], False, qc, predictor=predictor, t_start=t0 - (read_s or 0.0),
+                      ctd_axcodes=getattr(predictor, "ctd_orientation", "PIR"), dicom_seg=getattr(predictor, "dicom_seg", False))
+    timings["total"] = time.perf_counter() - t0 + (read_s or 0.0)
+    return res

@@ -14,8 +14,8 @@ from tqdm.auto import tqdm
 from ..core import VERSE_NAMES, atomic_write
 
 # %% auto #0
-__all__ = ['TrainConfig', 'check_config', 'read_config_file', 'write_config_file', 'read_stage_configs', 'TrainingInputError',
-           'check_masks', 'load_dataset']
+__all__ = ['TrainConfig', 'check_config', 'read_config_file', 'write_config_file', 'read_stage_configs', 'preset_config',
+           'saved_config', 'file_config', 'TrainingInputError', 'check_masks', 'load_dataset']
 
 # %% ../../nbs/07_training.config.ipynb #1476cbdd
 @dataclass
@@ -120,6 +120,34 @@ def read_stage_configs(path: str | Path, # YAML file: {preset, shared fields, <s
         raise ValueError(f"{p}: unknown config field or stage {k!r}" + (f"; did you mean {near[0]!r}?" if near else ""))
     shared = {k: v for k, v in d.items() if k not in classes}
     return {s: check_config({**shared, **(d.get(s) or {})}, c, s, f"{p} ({s})") for s, c in classes.items()}
+
+# %% ../../nbs/07_training.config.ipynb #35287567
+def preset_config(cls: type, # the method's config class (a `TrainConfig`)
+                  presets: Mapping[str, Mapping], # {preset: field values}
+                  preset: str = "paper", # the preset to start from
+                  **overrides) -> TrainConfig:
+    "A `cls` config of `presets[preset]` with `overrides` (field=value; None values ignored)."
+    if preset not in presets: raise ValueError(f"unknown preset {preset!r}; use one of {list(presets)}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    bad = sorted(k for k, v in overrides.items() if k not in names and v is not None)
+    if bad: raise ValueError(f"{cls.__name__} has no field(s) {bad}; valid fields: {sorted(names)}")
+    vals = {**presets[preset], "preset": preset, **{k: v for k, v in overrides.items() if v is not None}}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in vals.items()})
+
+def saved_config(cls: type, make, # `make(preset, **fields)`: the method's `get_config`
+                 d: Mapping) -> TrainConfig:
+    "Rebuild a config saved with `to_dict()` (a checkpoint's) through the method's `make`."
+    d = dict(d); d.pop("stage", None); names = {f.name for f in dataclasses.fields(cls)}
+    return make(d.pop("preset", "paper"), **{k: v for k, v in d.items() if k in names})
+
+def file_config(cls: type, make, # the config class and the method's `get_config`
+                preset: str | None = None, # named defaults; None: the file's preset, else 'paper'
+                config_file: str | Path | None = None, # YAML of config fields
+                **overrides) -> TrainConfig:
+    "The config of a run: preset, then the config file's fields, then `overrides` (None values ignored)."
+    f = read_stage_configs(config_file, {cls.stage: cls})[cls.stage] if config_file else {}
+    fields = {k: v for k, v in f.items() if k not in ("stage", "preset")}
+    return make(preset or f.get("preset") or "paper", **{**fields, **{k: v for k, v in overrides.items() if v is not None}})
 
 # %% ../../nbs/07_training.config.ipynb #c1fbe5a5
 class TrainingInputError(ValueError):

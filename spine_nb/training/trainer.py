@@ -4,9 +4,9 @@
 
 # %% ../../nbs/07b_training.trainer.ipynb #cc305637
 from __future__ import annotations
-import copy, random, threading, time, warnings
+import copy, logging, random, threading, time, warnings
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -15,9 +15,10 @@ import spine_nb
 from ..core import write_json, seed_everything
 from .config import TrainingInputError, load_dataset
 from .checkpoint import save_checkpoint, load_checkpoint, check_checkpoint, rng_state, set_rng_state, run_paths
+_log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['Trainer', 'SampleSeeds', 'SeededDataset', 'make_scheduler', 'timed_batches']
+__all__ = ['Trainer', 'SampleSeeds', 'SeededDataset', 'make_scheduler', 'timed_batches', 'add_train_args', 'train_main']
 
 # %% ../../nbs/07b_training.trainer.ipynb #b69476a9
 class Trainer:
@@ -446,3 +447,35 @@ def train(self: Trainer, stop_after: int | None = None, # end after this many ep
         if writer is not None: writer.close()
     self._barrier()  # the others wait until the main process has written its last checkpoint
     return self.best_loss
+
+# %% ../../nbs/07b_training.trainer.ipynb #74c4e12b
+def add_train_args(p, # a method's argparse parser
+                   presets, # the method's preset names
+                  ):
+    "`p` with the arguments every method's `spine-nb train` takes (and -q/-v)."
+    from spine_nb.core import add_verbosity_args
+    p.add_argument("--csv", required=True, help="dataset CSV (name,type,image_path,mask_path[,semantic_path,label_convention])")
+    p.add_argument("--output", required=True, help="run folder")
+    p.add_argument("--fold", type=int, default=0, help="validation fold")
+    p.add_argument("--preset", default=None, choices=list(presets), help="paper: GPU sizes; cpu: 30 minutes on two cores; tiny: tests (default: the --config file's, else paper)")
+    p.add_argument("--config", default=None, help="YAML file of config fields (and preset); flags given here override it")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
+    p.add_argument("--resume", default=None, help="checkpoint to resume from (latest.pth of a run)")
+    p.add_argument("--no_progress", action="store_true", help="no progress bars")
+    return add_verbosity_args(p)
+
+def train_main(a, # parsed `add_train_args` arguments
+               trainer_cls, # the method's `Trainer` subclass
+               make_config, # callable(preset, config_file, **fields) -> config (the method's, e.g. `file_config`)
+               fields: Sequence[str] = (), # flags of `a` that are config fields
+              ) -> int:
+    "Train one fold from parsed arguments; the exit status (2 for a bad config or dataset)."
+    from spine_nb.core import setup_logging, verbosity
+    setup_logging(verbosity(a))
+    try: cfg = make_config(a.preset, a.config, **{k: getattr(a, k) for k in fields})
+    except (ValueError, FileNotFoundError) as e: _log.error(f"spine-nb train: error: {e}"); return 2
+    try:
+        t = trainer_cls(a.output, a.csv, a.fold, a.device, cfg, resume=a.resume, progress=not (a.no_progress or a.quiet)); best = t.train()
+    except TrainingInputError as e: _log.error(f"spine-nb train: error: {e}"); return 2
+    _log.info(f"best validation loss {best:.6g}; checkpoints in {t.ckpt_dir}, logs in {t.log_dir}")
+    return 0

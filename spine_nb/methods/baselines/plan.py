@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import ClassVar, Mapping
 import numpy as np
 from scipy import ndimage
-from ...training.config import TrainConfig, read_stage_configs
+from ...training.config import TrainConfig, preset_config, saved_config, file_config
 from ...core import LANDMARK_IDS, verse_name
 from ...anatomy import _RANK
 
@@ -152,26 +152,18 @@ PRESETS: dict[str, dict] = {
 def get_config(preset: str = "paper", # 'paper', 'cpu' or 'tiny'
                **overrides) -> BaselineConfig:
     "The baseline config of `preset` with `overrides` (field=value; None values ignored)."
-    if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; use one of {list(PRESETS)}")
-    names = {f.name for f in dataclasses.fields(BaselineConfig)}
-    bad = sorted(k for k, v in overrides.items() if k not in names and v is not None)
-    if bad: raise ValueError(f"BaselineConfig has no field(s) {bad}; valid fields: {sorted(names)}")
-    vals = {**PRESETS[preset], "preset": preset, **{k: v for k, v in overrides.items() if v is not None}}
-    c = BaselineConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in vals.items()})
+    c = preset_config(BaselineConfig, PRESETS, preset, **overrides)
     if c.network not in NETWORKS: raise ValueError(f"unknown network {c.network!r}; use one of {list(NETWORKS)}")
     scheme_classes(c.label_scheme)
     return c
 
 def config_from_dict(d: Mapping) -> BaselineConfig:
     "Rebuild a config saved with `to_dict()` (a checkpoint's)."
-    d = dict(d); d.pop("stage", None); names = {f.name for f in dataclasses.fields(BaselineConfig)}
-    return get_config(d.pop("preset", "paper"), **{k: v for k, v in d.items() if k in names})
+    return saved_config(BaselineConfig, get_config, d)
 
 # %% ../../../nbs/22_methods.baselines.plan.ipynb #a0756208
 def baseline_config(preset: str | None = None, # named defaults; None: the file's preset, else 'paper'
                     config_file: str | Path | None = None, # YAML of config fields
                     **overrides) -> BaselineConfig:
     "The config of a baseline run: preset, then the config file's fields, then `overrides`."
-    f = read_stage_configs(config_file, {"semantic": BaselineConfig})["semantic"] if config_file else {}
-    fields = {k: v for k, v in f.items() if k not in ("stage", "preset")}
-    return get_config(preset or f.get("preset") or "paper", **{**fields, **{k: v for k, v in overrides.items() if v is not None}})
+    return file_config(BaselineConfig, get_config, preset, config_file, **overrides)

@@ -15,12 +15,12 @@ from scipy import ndimage
 from ...core import get_device, verse_name, outputs_root, add_verbosity_args, setup_logging, verbosity
 from ...data.geometry import Grid, from_network
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints
-from ...inference.predictor import InputError, PredictionResult, landmark_records, read_input
-from ...inference.writers import write_outputs
-from ...inference.batch import list_cases, run_batch
+from ...inference.predictor import InputError, PredictionResult, read_input
+from ...inference.writers import finish_prediction
+from ...inference.batch import add_infer_args, infer_main
 from ...networks import count_parameters
 from .plan import build_network, class_labels
-from .transforms import prepare_input
+from ...transforms import plan_input
 from .trainers import sliding_logits
 _log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ SemanticPredictor.from_model_dir, SemanticPredictor.describe = staticmethod(from
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #3c126def
 def probabilities(self: SemanticPredictor, image: sitk.Image) -> tuple[np.ndarray, Grid]:
     "(`(C, X, Y, Z)` mean softmax of the folds, grid) of `image`."
-    x, grid = prepare_input(image, self.plan); x = x.to(self.device); p = None
+    x, grid = plan_input(image, self.plan); x = x.to(self.device); p = None
     with torch.no_grad():
         for net in self.models:
             s = torch.softmax(sliding_logits(net, x, self.plan["patch_size"], self.plan.get("sw_overlap", 0.25)).float(), 1)[0].cpu()
@@ -161,11 +161,7 @@ def predict(self: SemanticPredictor, image, output_dir=None, case: str | None = 
     labels = verse_labels(cls, self.scheme, grid, self.bottom_level); lms = mask_landmarks(labels, grid, probs, cls)
     seg = Grid.of(image).resample(from_network(labels, grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)  # smooth label interpolation onto the input grid
     t["postprocess"] = time.perf_counter() - t1
-    centre = np.mean([l["world"] for l in lms], 0) if lms else np.asarray(image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in image.GetSize()]))
-    res = PredictionResult(seg, landmark_records(lms, image), centre, t, image, info={"case": case, "input": path, "landmarks_source": "mask centroids"})
-    if output_dir is not None: write_outputs(res, output_dir, case, False, qc, predictor=self, t_start=t0 - (read_s or 0.0), ctd_axcodes=self.ctd_orientation, dicom_seg=self.dicom_seg)
-    t["total"] = time.perf_counter() - t0 + (read_s or 0.0)
-    return res
+    return finish_prediction(self, image, seg, lms, t, {"case": case, "input": path, "landmarks_source": "mask centroids"}, output_dir, qc, t0, read_s)
 
 SemanticPredictor.predict = predict
 
@@ -175,30 +171,13 @@ def infer_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spine-nb infer --method baselines", description="Run a trained MONAI baseline on images. Writes "
         "<case>_segmentation.nii.gz, <case>_landmarks.json (mask centroids), <case>_spine_centroid.json, <case>_metadata.json and <case>_qc.png "
         "per case, and summary.csv, as the three-stage method does.", epilog="Complete cases are skipped on a re-run (use --overwrite); failing cases are recorded and the others go on.")
-    p.add_argument("image_arg", nargs="?", metavar="IMAGE", help="the same as --image")
-    p.add_argument("--image", default=None, help="image file, DICOM series folder, folder of images, or dataset CSV")
     p.add_argument("--model_dir", required=True, help="training output folder holding baselines/semantic/checkpoints/fold_<k>/best.pth")
     p.add_argument("--folds", default="0", help="comma-separated folds to ensemble (default: 0)")
-    p.add_argument("--output", default=None, help="results folder (default: outputs/infer_baselines)")
-    p.add_argument("--device", default=None, help="torch device (default: best available)")
-    p.add_argument("--split", default=None, help="with a CSV: only rows of this type (train/val/test)")
     p.add_argument("--bottom_level", default="L5", help="generic vertebra scheme: the level of the lowest vertebra (default L5)")
-    p.add_argument("--overwrite", action="store_true", help="re-run cases whose outputs are complete")
-    p.add_argument("--no_qc", action="store_true", help="do not write the QC PNG")
-    p.add_argument("--ctd_orientation", default="PIR", help="axes of the _ctd.json voxel coordinates (default PIR, VerSe's)")
-    return add_verbosity_args(p)
+    return add_infer_args(p, "infer_baselines")
 
 def infer_cli(argv: list[str] | None = None) -> int:
     "`spine-nb infer --method baselines`: batch inference; 0, or 1 if a case failed (2 for unusable arguments)."
-    a = infer_parser().parse_args(argv); setup_logging(verbosity(a))
-    try:
-        if bool(a.image) == bool(a.image_arg): raise InputError("give the scan(s) once: `spine-nb infer --method baselines IMAGE` or `--image IMAGE`")
-        cases = list_cases(a.image or a.image_arg, a.split); folds = [int(f) for f in str(a.folds).split(",") if f.strip()]
-    except (ValueError, OSError) as e: _log.error(f"spine-nb infer: {e}"); return 2
-    out = Path(a.output) if a.output else outputs_root() / "infer_baselines"
-    make = partial(SemanticPredictor.from_model_dir, a.model_dir, folds, a.device, bottom_level=a.bottom_level, ctd_orientation=a.ctd_orientation)
-    rows = run_batch(cases, make, out, a.overwrite, False, None, not a.no_qc, not a.quiet)
-    bad = [r for r in rows if r["status"] == "failed"]
-    _log.info(f"spine-nb infer: {len(rows) - len(bad)} done or skipped, {len(bad)} failed; results in {out}")
-    for r in bad: _log.error(f"  {r['case']}: {r['error']}")
-    return 1 if bad else 0
+    make = lambda a: SemanticPredictor.from_model_dir(a.model_dir, [int(f) for f in str(a.folds).split(",") if f.strip()], a.device,
+                                                      bottom_level=a.bottom_level, ctd_orientation=a.ctd_orientation)
+    return infer_main(infer_parser().parse_args(argv), make)

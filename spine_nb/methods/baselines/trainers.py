@@ -7,9 +7,8 @@ from __future__ import annotations
 import argparse, logging
 import numpy as np
 import torch
-from ...core import add_verbosity_args, setup_logging, verbosity
 from ...training.config import TrainingInputError
-from ...training.trainer import Trainer
+from ...training.trainer import Trainer, add_train_args, train_main
 from .plan import PRESETS, NETWORKS, LABEL_SCHEMES, get_config, baseline_config, build_network
 from .transforms import make_dataset, preprocessing_plan, class_weights, cached_labels
 _log = logging.getLogger(__name__)
@@ -87,31 +86,16 @@ def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spine-nb train --method baselines", description="Train a MONAI semantic-segmentation baseline on one "
                                 "cross-validation fold. Checkpoints go to OUTPUT/baselines/semantic/checkpoints/fold_K/, logs (TensorBoard, "
                                 "history.json, config.yaml) to OUTPUT/baselines/semantic/logs/fold_K/.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--csv", required=True, help="dataset CSV (name,type,image_path,mask_path[,semantic_path,label_convention])")
-    p.add_argument("--output", required=True, help="run folder")
-    p.add_argument("--fold", type=int, default=0, help="validation fold")
-    p.add_argument("--preset", default=None, choices=list(PRESETS), help="paper: GPU sizes; cpu: 30 minutes on two cores; tiny: tests (default: the --config file's, else paper)")
-    p.add_argument("--config", default=None, help="YAML file of BaselineConfig fields (and preset); flags given here override it")
     p.add_argument("--network", default=None, choices=list(NETWORKS), help="MONAI network (default: the preset's, unet)")
     p.add_argument("--label_scheme", default=None, choices=list(LABEL_SCHEMES), help="classes: VerSe levels, one generic vertebra class, or the lumbar scheme")
     p.add_argument("--loss", default=None, choices=["dicece", "dicefocal"], help="MONAI loss")
     p.add_argument("--modality", default=None, help="ct or mri (intensity window)")
     for f, t in (("epochs", int), ("batch_size", int), ("lr", float), ("seed", int), ("num_workers", int), ("num_folds", int)):
         p.add_argument(f"--{f}", type=t, default=None, help=f"{f} (default: the preset's)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
-    p.add_argument("--resume", default=None, help="checkpoint to resume from, e.g. OUTPUT/baselines/semantic/checkpoints/fold_0/latest.pth")
-    p.add_argument("--no_progress", action="store_true", help="no progress bars")
-    return add_verbosity_args(p)
+    return add_train_args(p, PRESETS)
 
 # %% ../../../nbs/22b_methods.baselines.trainers.ipynb #4048abad
 def train_cli(argv: list[str] | None = None) -> int:
     "`spine-nb train --method baselines`: train one fold; returns the exit status."
-    a = train_parser().parse_args(argv); setup_logging(verbosity(a))
-    try: cfg = baseline_config(a.preset, a.config, **{k: getattr(a, k) for k in ("network", "label_scheme", "loss", "modality", "epochs", "batch_size",
-                                                                                "lr", "seed", "num_workers", "num_folds")})
-    except (ValueError, FileNotFoundError) as e: _log.error(f"spine-nb train: error: {e}"); return 2
-    try:
-        t = SemanticTrainer(a.output, a.csv, a.fold, a.device, cfg, resume=a.resume, progress=not (a.no_progress or a.quiet)); best = t.train()
-    except TrainingInputError as e: _log.error(f"spine-nb train: error: {e}"); return 2
-    _log.info(f"best validation loss {best:.6g}; checkpoints in {t.ckpt_dir}, logs in {t.log_dir}")
-    return 0
+    return train_main(train_parser().parse_args(argv), SemanticTrainer, baseline_config,
+                      ("network", "label_scheme", "loss", "modality", "epochs", "batch_size", "lr", "seed", "num_workers", "num_folds"))

@@ -12,13 +12,12 @@ from monai.data import MetaTensor
 from monai.transforms import (Compose, MapTransform, Transform, CropForegroundd, SpatialPadd, RandCropByLabelClassesd, RandRotated,
                               RandZoomd, RandGaussianNoised)
 from ...transforms import (LoadSpineCased, IntensityWindowd, StageGridd, ScaleToWindowd, intensity_augmentation, modality_kind,
-                                 intensity_window, network_input, HU_WINDOW, MR_PERCENTILES)
-from ...data.geometry import stage_grid
+                                 HU_WINDOW, MR_PERCENTILES)
 from .plan import encode_labels, scheme_classes, BaselineConfig
 
 # %% auto #0
 __all__ = ['preprocessing_plan', 'EncodeLabelsd', 'base_transforms', 'body', 'FinalizeSemanticd', 'get_transforms',
-           'make_dataset', 'class_weights', 'cached_labels', 'prepare_input']
+           'make_dataset', 'class_weights', 'cached_labels']
 
 # %% ../../../nbs/22a_methods.baselines.transforms.ipynb #6bdadc39
 def preprocessing_plan(config: BaselineConfig # the run's config
@@ -113,12 +112,3 @@ def class_weights(labels: Sequence, # class maps (arrays or tensors)
 def cached_labels(ds) -> list:
     "The class maps of the cases a `CacheDataset` holds after its deterministic transforms."
     return [c["label"] for c in getattr(ds, "_cache", []) if isinstance(c, Mapping) and "label" in c]
-
-# %% ../../../nbs/22a_methods.baselines.transforms.ipynb #671150b2
-def prepare_input(image: sitk.Image, # the whole scan
-                  plan: Mapping, # a checkpoint's `plan`
-                 ) -> tuple[torch.Tensor, "Grid"]:
-    "(`(1, 1, X, Y, Z)` network input, its grid) of `image` under `plan`."
-    it = plan["intensity"]; window = intensity_window(image, it["modality"], it["hu_window"], it["percentiles"])
-    grid = stage_grid(image, plan["spacing"])
-    return network_input(image, grid, window), grid
