@@ -51,7 +51,7 @@ def encode_labels(mask: np.ndarray, # VerSe vertebra ids
     if scheme == "verse":
         lut = np.zeros(max(256, int(mask.max()) + 1), np.uint8); lut[LANDMARK_IDS] = np.arange(1, len(LANDMARK_IDS) + 1)
         return lut[np.clip(mask, 0, None).astype(np.int64)]
-    if scheme == "vertebra": return np.isin(mask, LANDMARK_IDS).astype(np.uint8)
+    if scheme == "vertebra": return np.isin(mask, [i for i in LANDMARK_IDS if i != 26]).astype(np.uint8)  # the sacrum is not a vertebra here
     if semantic is None: raise ValueError("the 'lumbar' scheme needs the semantic mask (semantic_path: 1 vertebra, 2 disc, 3 canal)")
     out = np.zeros(mask.shape, np.uint8); semantic = np.asarray(semantic)
     for i, vid in enumerate(range(20, 25)): out[mask == vid] = i + 1

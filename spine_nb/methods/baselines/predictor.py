@@ -25,8 +25,9 @@ from .trainers import sliding_logits
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['STANDARD_LEVELS', 'load_baseline', 'postprocess', 'levels_by_position', 'verse_labels', 'mask_landmarks',
-           'SemanticPredictor', 'from_model_dir', 'describe', 'probabilities', 'predict', 'infer_parser', 'infer_cli']
+__all__ = ['STANDARD_LEVELS', 'load_baseline', 'postprocess', 'split_touching', 'levels_by_position', 'verse_labels',
+           'mask_landmarks', 'SemanticPredictor', 'from_model_dir', 'describe', 'probabilities', 'predict',
+           'infer_parser', 'infer_cli']
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #86178a22
 _HINT = "train one with `spine-nb train --method baselines` or pass the right --model_dir"
@@ -48,19 +49,35 @@ def load_baseline(path: str | Path, # a best.pth of `spine-nb train --method bas
 def postprocess(classes: np.ndarray, # `(X, Y, Z)` class map
                 spacing: Sequence[float], # voxel size in mm
                 min_size_mm3: float = 500.0, # smaller foreground pieces are removed (0: keep all)
+                largest: bool = True, # keep each class's largest piece (a class is one vertebra); False for the generic class
                ) -> np.ndarray:
-    "The class map after MONAI `RemoveSmallObjects`, `KeepLargestConnectedComponent` and `FillHoles`, per class."
+    "The class map after MONAI `RemoveSmallObjects`, `KeepLargestConnectedComponent` (if `largest`) and `FillHoles`, per class."
     from monai.transforms import RemoveSmallObjects, KeepLargestConnectedComponent, FillHoles
     x = torch.as_tensor(classes.astype(np.int64))[None]
     if min_size_mm3 > 0:
         fg = RemoveSmallObjects(min_size=max(1, int(round(min_size_mm3 / float(np.prod(spacing))))))(x > 0)
         x = x * torch.as_tensor(fg).bool()
     labs = [int(v) for v in torch.unique(x) if v > 0]
-    if labs: x = KeepLargestConnectedComponent(applied_labels=labs, independent=True, connectivity=1)(x); x = FillHoles(applied_labels=labs)(x)
+    if labs and largest: x = KeepLargestConnectedComponent(applied_labels=labs, independent=True, connectivity=1)(x)
+    if labs: x = FillHoles(applied_labels=labs)(x)
     return np.asarray(torch.as_tensor(x)[0]).astype(np.uint8)
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #21d290c6
 STANDARD_LEVELS: tuple[int, ...] = tuple(range(1, 25))  # C1…L5 without the transitional T13 and L6
+
+def split_touching(mask: np.ndarray, # `(X, Y, Z)` boolean mask of the generic class (third axis superior: a stage grid)
+                   spacing_z: float = 1.0, # mm per slice along the third axis
+                   min_gap_mm: float = 12.0, # at least this far between two splits (less than a vertebra's height)
+                  ) -> tuple[np.ndarray, int]:
+    "(component map, count) of `mask`: the axial profile (voxels per slice) is cut at its valleys (the discs), each slab one vertebra."
+    from scipy.signal import find_peaks
+    prof = ndimage.gaussian_filter1d(mask.sum((0, 1)).astype(float), 1.0)
+    if not prof.any(): return np.zeros(mask.shape, np.int32), 0
+    cuts, _ = find_peaks(-prof, distance=max(1, int(round(min_gap_mm / spacing_z))), prominence=0.1 * prof.max())
+    slab = np.searchsorted(cuts, np.arange(mask.shape[2]), side="right") + 1  # slab number of every slice
+    comp = np.where(mask, slab[None, None, :], 0)
+    ids = [int(v) for v in np.unique(comp) if v]; lut = np.zeros(comp.max() + 1, np.int32); lut[ids] = np.arange(1, len(ids) + 1)
+    return lut[comp], len(ids)
 
 def levels_by_position(mask: np.ndarray, # `(X, Y, Z)` boolean vertebra mask on `grid`
                        grid: Grid, # its grid
@@ -68,7 +85,7 @@ def levels_by_position(mask: np.ndarray, # `(X, Y, Z)` boolean vertebra mask on 
                       ) -> np.ndarray:
     "VerSe label map of a generic vertebra mask: connected components counted upwards from `bottom_level`."
     from spine_nb.core import verse_id
-    comp, n = ndimage.label(mask); out = np.zeros(mask.shape, np.uint8)
+    comp, n = split_touching(mask, float(grid.spacing[2])); out = np.zeros(mask.shape, np.uint8)
     if not n: return out
     com = np.array(ndimage.center_of_mass(mask, comp, range(1, n + 1))).reshape(n, 3)
     sup = grid.index_to_world(com)[:, 2]  # LPS z: superior is larger
@@ -157,7 +174,7 @@ def predict(self: SemanticPredictor, image, output_dir=None, case: str | None = 
     if landmarks is not None: raise InputError("a MONAI baseline takes no landmarks; it segments the scan directly (drop --landmarks)")
     t0 = time.perf_counter(); image, case, path, t_read = read_input(image, self.modality, case, input_path, read_s); t = {"read": t_read}
     t1 = time.perf_counter(); probs, grid = self.probabilities(image); t["network"] = time.perf_counter() - t1
-    t1 = time.perf_counter(); cls = postprocess(probs.argmax(0).astype(np.uint8), grid.spacing, self.min_size_mm3)
+    t1 = time.perf_counter(); cls = postprocess(probs.argmax(0).astype(np.uint8), grid.spacing, self.min_size_mm3, largest=self.scheme != "vertebra")
     labels = verse_labels(cls, self.scheme, grid, self.bottom_level); lms = mask_landmarks(labels, grid, probs, cls)
     seg = Grid.of(image).resample(from_network(labels, grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)  # smooth label interpolation onto the input grid
     t["postprocess"] = time.perf_counter() - t1

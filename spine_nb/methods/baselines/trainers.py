@@ -34,7 +34,8 @@ def sliding_logits(model, # network (or callable) on `(B, 1, X, Y, Z)`
                    overlap: float = 0.25, sw_batch_size: int = 2) -> torch.Tensor:
     "`(1, C, X, Y, Z)` logits of `x` by MONAI's Gaussian-weighted sliding window."
     from monai.inferers import sliding_window_inference
-    return sliding_window_inference(x, tuple(int(s) for s in patch_size), sw_batch_size, model, overlap=overlap, mode="gaussian")
+    # a scan smaller than the window is padded with -1, the scaled image's background, as the training patches are (MONAI pads with 0 by default)
+    return sliding_window_inference(x, tuple(int(s) for s in patch_size), sw_batch_size, model, overlap=overlap, mode="gaussian", cval=-1.0)
 
 def case_dice(logits: torch.Tensor, # `(B, C, X, Y, Z)`
               label: torch.Tensor, # `(B, 1, X, Y, Z)` classes
