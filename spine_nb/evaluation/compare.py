@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Mapping
 import numpy as np
 import pandas as pd
-import SimpleITK as sitk
 from tqdm.auto import tqdm
-from ..core import LANDMARK_IDS
 from ..networks import count_parameters
 from .metrics import VerSeMetrics
+from .heldout import case_truth
 
 # %% auto #0
 __all__ = ['score_case', 'score_method', 'parameter_count', 'training_minutes', 'method_summary', 'fov_summary',
@@ -25,9 +24,7 @@ def score_case(predictor, # anything with `predict(image, qc=False) -> Predictio
                method: str = "", # the name the rows carry
               ) -> tuple[dict, list[dict]]:
     "(case row, per-true-vertebra rows) of one scan: VerSe metrics of the prediction and its time."
-    from spine_nb.data.io import read_image, read_ctd
-    img, mask = read_image(row["image_path"]), read_image(row["mask_path"])
-    gt = {k: v for k, v in read_ctd(row["centroid_json_path"]).to_world(img).items() if k in LANDMARK_IDS}
+    img, mask, gt = case_truth(row)
     t0 = time.perf_counter(); res = predictor.predict(img, qc=False); dt = time.perf_counter() - t0
     m = VerSeMetrics().evaluate_case(res.segmentation, mask, res.landmarks_world(), gt)
     a = m["aggregate"]

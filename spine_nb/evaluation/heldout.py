@@ -12,8 +12,8 @@ import SimpleITK as sitk
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['ACCURACY_TARGETS', 'FOV_TARGETS', 'centerline_distances', 'heldout_case', 'evaluate_heldout', 'heldout_summary',
-           'fov_table']
+__all__ = ['ACCURACY_TARGETS', 'FOV_TARGETS', 'centerline_distances', 'case_truth', 'heldout_case', 'evaluate_heldout',
+           'heldout_summary', 'fov_table']
 
 # %% ../../nbs/10a_evaluation.heldout.ipynb #a9198875
 def centerline_distances(heatmap: sitk.Image, # stage-1 spine heatmap (`PredictionResult.spine_heatmap`)
@@ -34,15 +34,20 @@ def centerline_distances(heatmap: sitk.Image, # stage-1 spine heatmap (`Predicti
     return out
 
 # %% ../../nbs/10a_evaluation.heldout.ipynb #f3b2a7a5
+def case_truth(row: Mapping # a dataset-CSV row (image_path, mask_path, centroid_json_path)
+              ) -> tuple[sitk.Image, sitk.Image, dict]:
+    "(scan, mask, {VerSe id: world mm} of the true landmark levels) of a held-out case."
+    from spine_nb.data.io import read_image, read_ctd
+    from spine_nb.core import LANDMARK_IDS
+    img, mask = read_image(row["image_path"]), read_image(row["mask_path"])
+    return img, mask, {k: v for k, v in read_ctd(row["centroid_json_path"]).to_world(img).items() if k in LANDMARK_IDS}
+
 def heldout_case(predictor, # a predictor with `predict(image, landmarks=None, qc=False)`, e.g. `spine_nb.methods.payer.predictor.FullPipelinePredictor`
                  row: Mapping, # a dataset-CSV row (image_path, mask_path, centroid_json_path)
                 ) -> tuple[dict, list[dict]]:
     "(case metrics, per-vertebra stage-3 rows given the true centroids) of one held-out case."
-    from spine_nb.data.io import read_image, read_ctd
     from spine_nb.evaluation.metrics import VerSeMetrics
-    from spine_nb.core import LANDMARK_IDS
-    img, mask = read_image(row["image_path"]), read_image(row["mask_path"])
-    gt = {k: v for k, v in read_ctd(row["centroid_json_path"]).to_world(img).items() if k in LANDMARK_IDS}
+    img, mask, gt = case_truth(row)
     t0 = time.perf_counter(); res = predictor.predict(img, qc=False); t_full = time.perf_counter() - t0
     full = VerSeMetrics().evaluate_case(res.segmentation, mask, res.landmarks_world(), gt)
     agg, found = full["aggregate"], {v["label"]: v for v in full["vertebrae"]}

@@ -4,7 +4,6 @@
 
 # %% ../../../nbs/22_methods.baselines.plan.ipynb #bff84931
 from __future__ import annotations
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Mapping

@@ -5,14 +5,13 @@
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #82c31e59
 from __future__ import annotations
 import argparse, logging, time
-from functools import partial
 from pathlib import Path
 from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 import torch
 from scipy import ndimage
-from ...core import get_device, verse_name, outputs_root, add_verbosity_args, setup_logging, verbosity
+from ...core import get_device
 from ...data.geometry import Grid, from_network
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints
 from ...inference.predictor import InputError, PredictionResult, read_input

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 import numpy as np
 import torch
-import SimpleITK as sitk
 from monai.data import MetaTensor
 from monai.transforms import (Compose, MapTransform, Transform, CropForegroundd, SpatialPadd, RandCropByLabelClassesd, RandRotated,
                               RandZoomd, RandGaussianNoised)
