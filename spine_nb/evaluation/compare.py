@@ -81,7 +81,7 @@ def method_summary(cases: pd.DataFrame, # `score_method`'s case tables of all me
                    verts: pd.DataFrame, # their per-vertebra tables, concatenated
                    info: Mapping[str, Mapping] | None = None, # {method: {'parameters': n, 'training_min': m, ...}}
                   ) -> pd.DataFrame:
-    "One row per method (in order of appearance): cases, vertebrae, identification, MLD, Dice, HD95, s per scan, costs."
+    "One row per method (in order of appearance): cases, vertebrae, identification, MLD, Dice, HD95, share of scans with the right vertebra count, s per scan, costs."
     rows = []
     for meth in dict.fromkeys(cases["method"]):
         c = cases[cases["method"] == meth]; ok = c[c["error"].isna()] if "error" in c else c
@@ -90,6 +90,7 @@ def method_summary(cases: pd.DataFrame, # `score_method`'s case tables of all me
         rows.append({"method": meth, "cases": len(c), "failed": len(c) - len(ok), "vertebrae": len(v),
                      "id_rate": float(hit.mean()) if len(v) else np.nan, "mld_mm": float(v["loc_dist"].mean()) if len(v) else np.nan,
                      "dice": float(v["dice"].mean()) if len(v) else np.nan, "hd95_mm": float(v["hd95"].median()) if len(v) else np.nan,
+                     "count_right": float((ok["n_pred"] == ok["n_true"]).mean()) if len(ok) else np.nan,  # failed cases excluded, as for the time
                      "predict_s": float(ok["predict_s"].mean()) if len(ok) else np.nan, **dict((info or {}).get(meth, {}))})
     return pd.DataFrame(rows)
 

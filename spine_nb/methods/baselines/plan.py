@@ -141,7 +141,7 @@ def build_network(network: str = "unet", # one of `NETWORKS`
 PRESETS: dict[str, dict] = {
     "paper": dict(epochs=300, batch_size=2, patience=50, val_every=5),
     "cpu": dict(spacing=(4.0, 4.0, 4.0), patch_size=(64, 64, 96), channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=1,
-                init_filters=8, feature_size=12, epochs=32, batch_size=2, samples_per_case=1, lr=2e-3, warmup_epochs=3,
+                init_filters=8, feature_size=12, epochs=28, batch_size=2, samples_per_case=1, lr=2e-3, warmup_epochs=3,
                 patience=0, val_every=5, num_folds=5),
     "tiny": dict(spacing=(8.0, 8.0, 8.0), patch_size=(32, 32, 32), channels=(4, 8, 16), strides=(2, 2), num_res_units=1, init_filters=4,
                  feature_size=12, epochs=1, batch_size=1, samples_per_case=1, lr=1e-3, warmup_epochs=0, num_folds=2, save_every=1,

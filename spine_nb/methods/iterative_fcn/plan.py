@@ -29,6 +29,7 @@ class IterativeFCNConfig(TrainConfig):
     depth: int = 4 # resolution levels of the segmentation path (3 poolings for 4)
     norm: str = "batch" # 'batch' (the reference) or 'instance'
     fp_weight: float = 0.1 # λ of the segmentation loss λ·FP + FN (the reference: 0.1)
+    head_weight: float = 0.01 # weight of the completeness and level losses against the normalised segmentation loss (the reference's voxel sums outweigh its classification loss ~1000:1)
     weight_alpha: float = 1.0 # weight map α + β·exp(-d²/ω²), d the distance (mm) to a vertebra border
     weight_beta: float = 8.0
     weight_omega: float = 6.0 # mm
@@ -89,7 +90,8 @@ def iterative_loss(seg: torch.Tensor, # `(B, 1, X, Y, Z)` mask logits
                    weight: torch.Tensor, # `(B, 1, X, Y, Z)` weight map
                    is_complete: torch.Tensor, # `(B,)` 0/1
                    level_index: torch.Tensor, # `(B,)` index into `LANDMARK_IDS`, -1 for empty samples
-                   fp_weight: float = 0.1) -> tuple[torch.Tensor, dict]:
+                   fp_weight: float = 0.1, # λ: a false voxel costs λ, a missed one 1
+                   head_weight: float = 0.01) -> tuple[torch.Tensor, dict]: # weight of the completeness and level losses
     "(total loss, {'fp', 'fn', 'complete', 'level'}) of one batch."
     p, t, w = torch.sigmoid(seg.float()), target.float(), weight.float()
     norm = (w * t).flatten(1).sum(1) + 0.01 * w.flatten(1).sum(1)  # the target's weight, at least 1 % of the patch's
@@ -99,12 +101,12 @@ def iterative_loss(seg: torch.Tensor, # `(B, 1, X, Y, Z)` mask logits
     has = level_index >= 0
     ll = nn.functional.cross_entropy(level[has].float(), level_index[has].long()) if has.any() else level.sum() * 0
     parts = {"fp": fp.mean(), "fn": fn.mean(), "complete": lc, "level": ll}
-    return fp_weight * parts["fp"] + parts["fn"] + lc + ll, parts
+    return fp_weight * parts["fp"] + parts["fn"] + head_weight * (lc + ll), parts
 
 # %% ../../../nbs/24_methods.iterative_fcn.plan.ipynb #95ffb472
 PRESETS: dict[str, dict] = {
     "paper": dict(epochs=200, samples_per_epoch=500, patience=0, val_every=5),
-    "cpu": dict(spacing=(2.5, 2.5, 2.5), patch_size=(48, 48, 40), channels=16, depth=3, norm="instance", epochs=12, samples_per_epoch=300, val_every=3,
+    "cpu": dict(spacing=(2.5, 2.5, 2.5), patch_size=(48, 48, 40), channels=16, depth=3, norm="instance", epochs=15, samples_per_epoch=560, batch_size=4, val_every=3,
                 patience=0, val_samples_per_case=3, num_folds=5, min_instance_mm3=1500.0),
     "tiny": dict(spacing=(6.0, 6.0, 6.0), patch_size=(16, 16, 16), channels=4, depth=2, epochs=1, samples_per_epoch=6, val_samples_per_case=1,
                  num_folds=2, save_every=1, patience=0, min_instance_mm3=200.0, max_steps=3)}

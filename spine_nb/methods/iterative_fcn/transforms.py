@@ -122,6 +122,7 @@ def _sample(self: InstanceSampled, d: Mapping, empty: bool = False) -> dict:
     s = {"image": crop(d["image"], -1.0), "weight": crop(d["weight"], self.alpha),
          "memory": torch.from_numpy(np.isin(mp, mem).astype(np.float32))[None], "target": torch.from_numpy((mp == want) & (want > 0)).float()[None]}
     if self.augment: s = self._augment(s)
+    s = {k: v.as_subclass(torch.Tensor) for k, v in s.items()}  # plain tensors (the elastic deformation returns MetaTensors): batches collate
     inside = float(s["target"].sum())
     s["complete"] = torch.tensor(float(want > 0 and inside >= self.frac * verts[want]))
     s["level"] = torch.tensor(LANDMARK_IDS.index(want) if want and inside > 0 else -1)
