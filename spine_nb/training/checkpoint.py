@@ -157,7 +157,7 @@ def find_checkpoints(model_dir: str | Path, # a run folder, or its <method> subf
                      method: str, stage: str, folds: Sequence[int] = (0,), name: str = "best.pth") -> list[Path]:
     "The checkpoint `name` of each fold of `stage`, else a `CheckpointError` saying what `model_dir` holds."
     root = Path(model_dir)
-    bases = [root] if root.name == method else [root / method, root]  # the method's folder first, then the older layout
+    bases = [root / method, root]  # the method's folder first, then the older layout (or model_dir is the method's folder)
     candidates = [[b / stage / "checkpoints" / f"fold_{int(k)}" / name for k in folds] for b in bases]
     for paths in candidates:
         if all(p.is_file() for p in paths): return paths
