@@ -68,8 +68,9 @@ class IterativeFCN(nn.Module):
         self.enc = nn.ModuleList([_block(2 if i == 0 else channels, channels, norm) for i in range(depth)])
         self.dec = nn.ModuleList([_block(2 * channels, channels, norm) for _ in range(depth - 1)])
         self.seg = nn.Conv3d(channels, 1, 1)
+        pool = nn.AdaptiveAvgPool3d(1) if norm == "batch" else nn.AdaptiveMaxPool3d(1)  # instance norm leaves every channel's mean 0: average pooling would see nothing
         self.cls = nn.Sequential(nn.MaxPool3d(2), _block(channels, channels, norm), nn.MaxPool3d(2, ceil_mode=True), _block(channels, channels, norm),
-                                 nn.AdaptiveAvgPool3d(1), nn.Flatten())
+                                 pool, nn.Flatten())
         self.complete, self.level = nn.Linear(2 * channels, 1), nn.Linear(2 * channels, n_levels)
     def forward(self, x):
         skips = []
