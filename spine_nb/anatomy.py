@@ -15,7 +15,7 @@ from .core import LANDMARK_IDS, ANATOMICAL_ORDER, verse_name, successor, success
 from .data.io import DatasetError
 
 # %% auto #0
-__all__ = ['LANDMARK_ORDER', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify']
+__all__ = ['LANDMARK_ORDER', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify', 'chain_neighbours']
 
 # %% ../nbs/03_anatomy.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -207,4 +207,30 @@ def identify(candidates, # dicts with 'world' (mm), 'label' (VerSe id of the hea
         _, l, ci, u = nodes[j]; c = candidates[ci]
         out.append({"label": l, "name": verse_name(l), "world": pts[ci].tolist(), "score": u,
                     "channel_label": int(c["label"]), "candidate": ci})
+    return out
+
+# %% ../nbs/03_anatomy.ipynb #068eb746
+def _above(a: int) -> int | None:
+    "The normal level cranial to `a` (T12 above T13)."
+    return 19 if a == 28 else _pred(a)
+
+def chain_neighbours(chain: list[dict], # identified landmarks, cranial → caudal, each with 'label' and 'world' (mm)
+                     model: SequenceModel | None = None, # step statistics (default: the population prior)
+                     n: int = 1, # levels to predict beyond each end
+                    ) -> list[dict]:
+    "Expected {'label', 'world', 'end'} of the `n` normal levels beyond each end of `chain` ('end': 'cranial' or 'caudal')."
+    model, out = model or SequenceModel(), []
+    if not chain: return out
+    pts = [np.asarray(c["world"], float) for c in chain]
+    for end, labs, p in (("cranial", [int(c["label"]) for c in chain], pts), ("caudal", [int(c["label"]) for c in chain[::-1]], pts[::-1])):
+        lab, pos = labs[0], p[0]
+        d = p[0] - p[1] if len(p) > 1 else None
+        for _ in range(n):
+            nxt = _above(lab) if end == "cranial" else successor(lab)
+            if nxt is None or nxt not in _RANK: break
+            mu = model.stats(nxt, lab)[0] if end == "cranial" else model.stats(lab, nxt)[0]
+            step = -mu if end == "cranial" else mu
+            if d is not None: step = d / max(float(np.linalg.norm(d)), 1e-9) * float(np.linalg.norm(mu))
+            pos = pos + step; lab = nxt
+            out.append({"label": lab, "name": verse_name(lab), "world": pos.tolist(), "end": end})
     return out

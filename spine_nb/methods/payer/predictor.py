@@ -16,7 +16,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 from ...core import LANDMARK_IDS, get_device, write_json, outputs_root, add_verbosity_args, setup_logging, verbosity
 from ...data.geometry import Grid, stage_grid, distance_to_border, from_network
-from ...anatomy import SequenceModel, identify, sequence_model_from_dataset
+from ...anatomy import SequenceModel, identify, sequence_model_from_dataset, chain_neighbours
 from ...transforms import intensity_window, network_input, gaussian_volume
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints, run_paths
 from ...inference.sliding import StageModel, _ensemble, _ensemble_window, _ensemble_whole
@@ -33,8 +33,9 @@ _log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['load_stage', 'load_stage_models', 'spine_centroid_from_heatmap', 'run_spine_stage', 'heatmap_candidates',
            'heatmap_peaks', 'run_vertebrae_stage', 'keep_largest_components', 'run_segmentation_stage',
-           'FullPipelinePredictor', 'refine_with_masks', 'save_random_checkpoint', 'random_checkpoints', 'infer_parser',
-           'infer_cli', 'bench_phantom', 'bench_parser', 'bench_cli']
+           'FullPipelinePredictor', 'edge_neighbours', 'keep_edge_vertebrae', 'merge_unclaimed', 'refine_with_masks',
+           'save_random_checkpoint', 'random_checkpoints', 'infer_parser', 'infer_cli', 'bench_phantom', 'bench_parser',
+           'bench_cli']
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #4a4c2911
 def load_stage(path: str | Path, # a best.pth written by `spine-nb train` (a Payer stage trainer)
@@ -197,6 +198,8 @@ class FullPipelinePredictor:
                  ctd_orientation: str = "PIR", # axes of the written _ctd.json voxel coordinates: 'PIR' (VerSe's), any code, or 'input'
                  dicom_seg: bool = False, # also write a DICOM-SEG (<case>_dicom_seg.dcm) for DICOM inputs
                  weights: str | None = None, # shipped weights family for the 'shipped' stages (default: the CT default; `spine-nb weights list`)
+                 edge_vertebrae: str | None = "cut", # the level beyond each chain end (`edge_neighbours`) segmented too: 'cut' (centroid outside the image), 'all' (inside too) or None
+                 edge_reach_mm: float = 20.0, # how far outside the image such a level's predicted centroid may lie
                 ):
         self.device = get_device(device) if not isinstance(device, torch.device) else device
         ck = {"spine": spine_checkpoint, "vertebrae": vertebrae_checkpoint, "segmentation": segmentation_checkpoint}
@@ -207,6 +210,8 @@ class FullPipelinePredictor:
         self.candidate_params, self.identify_params = dict(candidate_params or {}), dict(identify_params or {})
         if ctd_orientation != "input": ctd_orientation = _code(ctd_orientation)  # a bad code fails here, before any prediction
         self.refine_landmarks, self.ctd_orientation, self.dicom_seg = refine_landmarks, ctd_orientation, dicom_seg
+        if edge_vertebrae not in (None, "cut", "all"): raise ValueError(f"edge_vertebrae must be 'cut', 'all' or None, not {edge_vertebrae!r}")
+        self.edge_vertebrae, self.edge_reach_mm = edge_vertebrae, edge_reach_mm
         self.modality = str(next(iter(self.models.values())).config.get("modality", "ct")).lower() if self.models else "ct"
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #3291e150
@@ -236,7 +241,7 @@ def describe(self: FullPipelinePredictor) -> dict:
     predictor = self
     stages = {s: {k: m.config.get(k) for k in ("spacing", "image_size", "heatmap_sigma", "modality")} for s, m in predictor.models.items()}
     return {"checkpoints": predictor.checkpoints(), "weights": predictor.weights, "device": str(predictor.device),
-            "parameters": {"candidate": predictor.candidate_params, "identify": predictor.identify_params, "refine_landmarks": predictor.refine_landmarks,
+            "parameters": {"candidate": predictor.candidate_params, "identify": predictor.identify_params, "refine_landmarks": predictor.refine_landmarks, "edge_vertebrae": predictor.edge_vertebrae,
                            "stages": stages, "sequence_model_pairs": len(predictor.sequence_model.mean)}}
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #59636291
@@ -284,15 +289,75 @@ def _localise(self: FullPipelinePredictor, res: PredictionResult, window, bar) -
     t["vertebrae"] = time.perf_counter() - t1; bar.update()
     return chain
 
+# %% ../../../nbs/20c_methods.payer.predictor.ipynb #64d2a1b1
+def edge_neighbours(landmarks: list[dict], # identified landmarks, cranial → caudal (`PredictionResult.landmarks`)
+                    image: sitk.Image, # the scan
+                    model: SequenceModel | None = None, # step statistics (default: the population prior)
+                    reach_mm: float = 20.0, # a predicted centroid further than this outside the image is dropped (its vertebra barely reaches in)
+                    n: int = 1, # levels tried beyond each end
+                   ) -> list[dict]:
+    "Levels beyond the chain's ends whose vertebra may reach into `image`: {'label', 'world', 'end', 'inside', 'outside_mm', 'score'}."
+    g = Grid.of(image); size, sp = np.asarray(g.size, float), np.asarray(g.spacing, float); out = []
+    for c in chain_neighbours(landmarks, model, n):
+        idx = g.world_to_index(c["world"])[0]
+        outside = float(np.linalg.norm(np.maximum(0.0, np.maximum(-0.5 - idx, idx - (size - 0.5))) * sp))
+        if outside <= reach_mm: out.append({**c, "inside": outside == 0.0, "outside_mm": outside, "score": 0.0})
+    return out
+
+# %% ../../../nbs/20c_methods.payer.predictor.ipynb #9a3def74
+def keep_edge_vertebrae(segmentation: sitk.Image, # stage 3's label map holding the chain and the `extra` levels
+                        landmarks: list[dict], # landmark records of the chain, cranial → caudal
+                        extra: list[dict], # from `edge_neighbours`
+                        min_inside: float = 0.3, # least volume, as a share of the end vertebra's, of a kept level whose centroid is inside
+                        min_outside: float = 0.02, # the same for a level whose centroid lies outside the image
+                        image: sitk.Image | None = None, # the scan (same grid): if given, a kept level must look like the end vertebra
+                        min_like: float = 0.5, # least share of its voxels within the 5th-95th intensity percentiles of the end vertebra's
+                       ) -> tuple[sitk.Image, list[dict], list[dict]]:
+    "(label map without the dropped levels, landmarks with the kept inside levels added at their end, the kept levels with their voxel counts)."
+    arr = sitk.GetArrayFromImage(segmentation); counts = np.bincount(arr.ravel(), minlength=256)
+    ends, kept, drop, lms = {"cranial": landmarks[0]["label"], "caudal": landmarks[-1]["label"]}, [], set(), list(landmarks)
+    im = sitk.GetArrayViewFromImage(image) if image is not None else None
+    for e in extra:
+        v, ref, like = int(counts[e["label"]]), int(counts[ends[e["end"]]]), 1.0
+        if v and im is not None:
+            lo, hi = np.percentile(im[arr == ends[e["end"]]], [5, 95]); vals = im[arr == e["label"]]
+            like = float(np.mean((vals >= lo) & (vals <= hi)))
+        if e["end"] in drop or v == 0 or v < (min_inside if e["inside"] else min_outside) * ref or like < min_like:
+            drop.add(e["end"]); arr[arr == e["label"]] = 0; continue
+        kept.append({"label": int(e["label"]), "name": e["name"], "world": list(e["world"]), "end": e["end"], "inside": e["inside"], "voxels": v, "like": like})
+        if e["inside"]:
+            rec = {**landmark_records([e], segmentation)[0], "source": "edge"}
+            lms = [rec, *lms] if e["end"] == "cranial" else [*lms, rec]
+    out = sitk.GetImageFromArray(arr); out.CopyInformation(segmentation)
+    return out, lms, kept
+
+# %% ../../../nbs/20c_methods.payer.predictor.ipynb #86c541b1
+def merge_unclaimed(labels: sitk.Image, # label map that keeps its voxels
+                    extra: sitk.Image, # label map on the same grid whose labels fill only the background of `labels`
+                   ) -> sitk.Image:
+    "`labels` with `extra`'s labels where `labels` is 0, each label then kept to its largest component."
+    a, x = sitk.GetArrayFromImage(labels), sitk.GetArrayViewFromImage(extra)
+    free = a == 0; a[free] = x[free]
+    out = sitk.GetImageFromArray(keep_largest_components(a)); out.CopyInformation(labels)
+    return out
+
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #e3a5eb63
 @patch
 def _segment(self: FullPipelinePredictor, res: PredictionResult, window, segment_landmarks=None, progress: bool = False) -> None:
-    "Stage 3 on the identified landmarks (or on `segment_landmarks`), stored in `res.segmentation`."
+    "Stage 3 on the identified landmarks (or on `segment_landmarks`) and the edge vertebrae, stored in `res.segmentation`."
     image = res.image
-    if "segmentation" in self.models and (res.landmarks or segment_landmarks is not None):
-        seg_lms = landmarks_from(segment_landmarks, image) if segment_landmarks is not None else res.landmarks
+    if "segmentation" not in self.models: return
+    predicted = segment_landmarks is None and res.info.get("landmarks_source") == "predicted"
+    extra = edge_neighbours(res.landmarks, image, self.sequence_model, self.edge_reach_mm) if self.edge_vertebrae and predicted and res.landmarks else []
+    extra = [e for e in extra if self.edge_vertebrae == "all" or not e["inside"]]
+    seg_lms = landmarks_from(segment_landmarks, image) if segment_landmarks is not None else res.landmarks
+    if seg_lms or extra:
         res.segmentation = run_segmentation_stage(image, self.models["segmentation"], self.device, window, seg_lms, progress)
-    elif "segmentation" in self.models:
+        if extra:  # segmented apart, and given only voxels no chain vertebra claims
+            seg_x = run_segmentation_stage(image, self.models["segmentation"], self.device, window, extra, progress)
+            res.segmentation = merge_unclaimed(res.segmentation, seg_x)
+            res.segmentation, res.landmarks, res.info["edge_vertebrae"] = keep_edge_vertebrae(res.segmentation, res.landmarks, extra, image=image)
+    else:
         res.segmentation = sitk.Image(image.GetSize(), sitk.sitkUInt8); res.segmentation.CopyInformation(image)
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #ac9da848
@@ -391,6 +456,8 @@ def infer_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequence_model", default=None, help="identification statistics: a JSON from SequenceModel.save, or a dataset CSV to fit them on "
                    "(its train rows); default: stored with the vertebrae checkpoint, else a population prior")
     p.add_argument("--border_mm", type=float, default=5.0, help="drop landmarks closer than this to the image border (default: 5 mm)")
+    p.add_argument("--edge_vertebrae", default="cut", choices=["cut", "all", "none"], help="segment the level beyond each end of the identified chain too: "
+                   "'cut' when its predicted centroid lies outside the image (a vertebra cut by the field of view; default), 'all' also when inside, 'none'")
     p.add_argument("--stage2_landmarks", action="store_true", help="report stage 2's landmark positions (default: moved along the spine to the stage-3 masks)")
     p.add_argument("--save_intermediates", action="store_true", help="also write stage heatmaps to <output>/intermediates/<case>/")
     p.add_argument("--overwrite", action="store_true", help="re-run cases whose outputs are complete")
@@ -405,7 +472,8 @@ def _make_predictor(a: argparse.Namespace, model_dir: Path | None, folds: list[i
     seq = None
     if a.sequence_model:
         seq = sequence_model_from_dataset(a.sequence_model) if str(a.sequence_model).lower().endswith(".csv") else SequenceModel.load(a.sequence_model)
-    kw = dict(sequence_model=seq, candidate_params={"border_mm": a.border_mm}, refine_landmarks=not a.stage2_landmarks, ctd_orientation=a.ctd_orientation, dicom_seg=a.dicom_seg)
+    kw = dict(sequence_model=seq, candidate_params={"border_mm": a.border_mm}, refine_landmarks=not a.stage2_landmarks, ctd_orientation=a.ctd_orientation, dicom_seg=a.dicom_seg,
+              edge_vertebrae=None if a.edge_vertebrae == "none" else a.edge_vertebrae)
     if model_dir is not None: return FullPipelinePredictor.from_model_dir(model_dir, folds, a.device, **kw)
     if a.weights: return FullPipelinePredictor.from_shipped(a.weights, device=a.device, **kw)
     return ModalityRouter({m: partial(FullPipelinePredictor.from_shipped, None, m, a.device, **kw) for m in ("ct", "mr")})
