@@ -3,6 +3,7 @@
 #   make test   build the same environment and run every test
 #   make accuracy  issue 3's measurement: train the cpu preset on 60 phantoms, score 10 held-out ones (~35 min on 2 cores)
 #   make accuracy-mr the same for MR: MR phantoms (T1, T2, random contrasts, sagittal slabs), MR models
+#   make learning-curve make accuracy on 20, 40 and 80 training phantoms, per field of view on the same 30 held-out ones (~1.5 h)
 #   make compare   every method on the same held-out phantoms and real scans (trains the MONAI baselines once, ~30 min each)
 #   make realcheck the real-scan benchmark: run the shipped weights (REALCHECK_MODELS=DIR for others) on every scan of ../shared/data/real
 SHELL := /bin/bash
@@ -13,10 +14,10 @@ STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr realcheck compare
+.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr learning-curve realcheck compare
 
 help:
-	@echo "make demo | make test | make lab | make export | make accuracy | make accuracy-mr | make realcheck | make compare"
+	@echo "make demo | make test | make lab | make export | make accuracy | make accuracy-mr | make learning-curve | make realcheck | make compare"
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +59,18 @@ accuracy-mr: env
 	$(BIN)/papermill nbs/pipelines/33_accuracy.heldout.ipynb $(ACCURACY_MR_DIR)/33_accuracy.heldout.ipynb --log-output \
 	  -p run_dir $(abspath $(ACCURACY_MR_DIR)) -p preset cpu -p n_train 60 -p n_test 10 -p extra_test_seeds 2000,3000 -p spacing 0 -p device cpu -p modality mr
 	cat $(ACCURACY_MR_DIR)/summary.json
+
+# make learning-curve: make accuracy's cpu runs on 20, 40 and 80 training phantoms, scored on make compare's 30 held-out phantoms
+LEARNING_CURVE_DIR ?= outputs/learning_curve
+LEARNING_CURVE_SIZES ?= 20,40,80
+learning-curve: env
+	mkdir -p $(LEARNING_CURVE_DIR)
+	for s in 1000:test_data 2000:test_data_2000 3000:test_data_3000; do IFS=: read seed name <<< "$$s"; \
+	  test -f outputs/compare/$$name/dataset.csv || $(BIN)/spine-nb phantom --out outputs/compare/$$name --n 10 --seed $$seed --workers 2 -q || exit 1; done
+	$(BIN)/papermill nbs/pipelines/33b_accuracy.learning_curve.ipynb $(LEARNING_CURVE_DIR)/33b_accuracy.learning_curve.ipynb --log-output \
+	  -p run_dir $(abspath $(LEARNING_CURVE_DIR)) -p preset cpu -p n_trains $(LEARNING_CURVE_SIZES) -p n_test 10 -p extra_test_seeds 2000,3000 \
+	  -p spacing 0 -p device cpu -p test_data_dir $(abspath outputs/compare)
+	cat $(LEARNING_CURVE_DIR)/learning_curve.csv
 
 REALCHECK_DIR ?= outputs/realcheck
 REALCHECK_MODELS ?= spine_nb/shipped/payer-ct-cpu

@@ -4,7 +4,8 @@
 
 # %% ../../nbs/10a_evaluation.heldout.ipynb #af1baf64
 from __future__ import annotations
-import time, traceback
+import json, time, traceback
+from pathlib import Path
 from typing import Mapping
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['ACCURACY_TARGETS', 'FOV_TARGETS', 'centerline_distances', 'case_truth', 'heldout_case', 'evaluate_heldout',
-           'heldout_summary', 'fov_table']
+           'heldout_summary', 'fov_table', 'learning_curve_table']
 
 # %% ../../nbs/10a_evaluation.heldout.ipynb #a9198875
 def centerline_distances(heatmap: sitk.Image, # stage-1 spine heatmap (`PredictionResult.spine_heatmap`)
@@ -135,3 +136,16 @@ def fov_table(cases: pd.DataFrame, # from `evaluate_heldout`, optionally with `t
                             f"{m}_met": bool(mean <= t if op == "<=" else mean >= t) if np.isfinite(mean) else False})
             rows.append(row)
     return pd.DataFrame(rows)
+
+# %% ../../nbs/10a_evaluation.heldout.ipynb #9d481708
+def learning_curve_table(runs: Mapping[int, str | Path], # {training cases: folder of a held-out run (heldout_per_fov.csv, timings.json)}
+                        ) -> pd.DataFrame:
+    "The `fov_table` rows of every run with `n_train` and `training_min` columns, by training-set size."
+    rows = []
+    for n, d in sorted(runs.items()):
+        d = Path(d)
+        if not (d / "heldout_per_fov.csv").exists():
+            raise FileNotFoundError(f"no heldout_per_fov.csv in {d}: run nbs/pipelines/33_accuracy.heldout.ipynb with run_dir={d} first")
+        tm = json.loads((d / "timings.json").read_text()).get("total_wall_s", np.nan) / 60 if (d / "timings.json").exists() else np.nan
+        rows.append(pd.read_csv(d / "heldout_per_fov.csv").assign(n_train=int(n), training_min=tm))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
