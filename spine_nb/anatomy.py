@@ -15,7 +15,8 @@ from .core import LANDMARK_IDS, ANATOMICAL_ORDER, verse_name, successor, success
 from .data.io import DatasetError
 
 # %% auto #0
-__all__ = ['LANDMARK_ORDER', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify', 'chain_neighbours']
+__all__ = ['LANDMARK_ORDER', 'LSTV_CLASSES', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify',
+           'chain_neighbours', 'lstv_status']
 
 # %% ../nbs/03_anatomy.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -234,3 +235,25 @@ def chain_neighbours(chain: list[dict], # identified landmarks, cranial → caud
             pos = pos + step; lab = nxt
             out.append({"label": lab, "name": verse_name(lab), "world": pos.tolist(), "end": end})
     return out
+
+# %% ../nbs/03_anatomy.ipynb #baecb0fe
+LSTV_CLASSES = ("normal", "lumbarisation", "sacralisation", "uncertain")
+
+def lstv_status(labels, # VerSe ids found in the study (a chain's labels, or a mask's)
+                scores: Mapping[int, float] | None = None, # {VerSe id: landmark score}, for the confidence (default: 1 each)
+               ) -> dict:
+    "{'status', 'confidence', 'anchor', 'n_lumbar', 'lumbar', 't13', 'castellvi', 'reason'} of a study's lumbosacral transition."
+    labs = {int(l) for l in labels}; lumbar = sorted(l for l in labs if 20 <= l <= 25)
+    anchor = "C2" if labs & {1, 2} else "T12" if 19 in labs else None
+    out = {"status": "uncertain", "confidence": 0.0, "anchor": anchor, "n_lumbar": len(lumbar), "lumbar": [verse_name(l) for l in lumbar],
+           "t13": 28 in labs, "castellvi": None, "castellvi_reason": "needs the transverse processes; whole-vertebra masks do not separate them"}
+    if anchor is None: return {**out, "reason": "no anchor: neither C2 nor the last rib-bearing vertebra T12 is in view to count from"}
+    if 26 not in labs: return {**out, "reason": "the lumbosacral junction is out of view (no sacrum)"}
+    if not lumbar or lumbar != list(range(20, lumbar[-1] + 1)):
+        gap = [verse_name(l) for l in range(20, max(lumbar or [20]) + 1) if l not in lumbar]
+        return {**out, "reason": f"the lumbar run has a gap ({', '.join(gap) or 'no lumbar vertebra'} missing)"}
+    status = {4: "sacralisation", 5: "normal", 6: "lumbarisation"}.get(len(lumbar))
+    if status is None: return {**out, "reason": f"{len(lumbar)} lumbar vertebrae: not an anatomical count"}
+    decide = [*lumbar[-2:], 26, *([2] if anchor == "C2" and 2 in labs else [19] if anchor == "T12" else [])]
+    conf = min(float(np.clip((scores or {}).get(l, 1.0), 0, 1)) for l in decide) * (1.0 if anchor == "C2" else 0.85)
+    return {**out, "status": status, "confidence": conf, "reason": f"{len(lumbar)} lumbar vertebrae between {anchor} and the sacrum"}

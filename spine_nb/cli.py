@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("spine_nb.data.io:info_cli", "describe an image, DICOM folder, _ctd.json or dataset CSV"),
     "train": ("spine_nb.methods.payer.trainers:train_cli", "train one pipeline stage (spine, vertebrae, segmentation) on a CSV fold; --method baselines|iterative_fcn: the other methods"),
     "infer": ("spine_nb.methods.payer.predictor:infer_cli", "run the three-stage pipeline on images, a folder or a CSV; --method baselines|iterative_fcn: the other methods"),
+    "studies": ("spine_nb.methods.payer.predictor:studies_cli", "label lumbar MRI studies in the RSNA layout: SPINEPS-style outputs, LSTV, a study table"),
     "bench": ("spine_nb.methods.payer.predictor:bench_cli", "time each stage and peak memory on a synthetic 512x512x400 CT"),
     "evaluate": ("spine_nb.evaluation.metrics:evaluate_cli", "VerSe metrics (Dice, HD95, identification) of predictions"),
     "cv": ("spine_nb.methods.payer.cv:cv_cli", "K-fold cross-validation: papermill runs of the notebooks per fold"),

@@ -77,6 +77,9 @@ class ModalityRouter:
         if m not in self.factories: raise InputError(f"{path or 'the image'} looks like {m.upper()}, but only {sorted(self.factories)} models are loaded; pass models for {m.upper()}")
         if m not in self.predictors: self.predictors[m] = self.factories[m]()
         return self.predictors[m].predict(img, input_path=path, read_s=time.perf_counter() - t0 if path is not None else None, **kw)
+    def describe(self) -> dict:
+        "{modality: `describe()`} of the predictors built so far."
+        return {m: p.describe() if hasattr(p, "describe") else type(p).__name__ for m, p in self.predictors.items()}
 
 # %% ../../nbs/09_inference.predictor.ipynb #e2727902
 @dataclass

@@ -34,8 +34,8 @@ _log = logging.getLogger(__name__)
 __all__ = ['load_stage', 'load_stage_models', 'spine_centroid_from_heatmap', 'run_spine_stage', 'heatmap_candidates',
            'heatmap_peaks', 'run_vertebrae_stage', 'keep_largest_components', 'run_segmentation_stage',
            'FullPipelinePredictor', 'edge_neighbours', 'keep_edge_vertebrae', 'merge_unclaimed', 'refine_with_masks',
-           'save_random_checkpoint', 'random_checkpoints', 'infer_parser', 'infer_cli', 'bench_phantom', 'bench_parser',
-           'bench_cli']
+           'save_random_checkpoint', 'random_checkpoints', 'infer_parser', 'infer_cli', 'studies_parser', 'studies_cli',
+           'bench_phantom', 'bench_parser', 'bench_cli']
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #4a4c2911
 def load_stage(path: str | Path, # a best.pth written by `spine-nb train` (a Payer stage trainer)
@@ -501,6 +501,45 @@ def infer_cli(argv: list[str] | None = None) -> int:
     for r in rows:
         if r["status"] == "failed": _log.error(f"  {r['case']}: {r['error']}")
     return 1 if n["failed"] else 0
+
+# %% ../../../nbs/20c_methods.payer.predictor.ipynb #5def4bdd
+def studies_parser() -> argparse.ArgumentParser:
+    "Argument parser of `spine-nb studies`."
+    p = argparse.ArgumentParser(prog="spine-nb studies", description="Label lumbar MRI studies in the RSNA layout (<root>/train_images/<study>/<series>/<n>.dcm): "
+        "pick the sagittal T2/STIR series, convert it, run the three-stage pipeline, write SPINEPS-style outputs, name the lumbosacral transition (LSTV) "
+        "and write studies.csv.", epilog="Complete studies are skipped on a re-run (use --overwrite); failing studies are recorded and the others go on.")
+    p.add_argument("root", help="RSNA folder holding train_images/ (or test_images/), or the folder of study folders")
+    p.add_argument("--studies", default=None, help="which studies: valid_id.npy, a CSV with study_id, or a text file of ids (default: every study folder)")
+    p.add_argument("--series_csv", default=None, help="*_series_descriptions.csv (default: found beside the images; else the DICOM descriptions)")
+    p.add_argument("--output", default=None, help="results folder (default: outputs/studies)")
+    p.add_argument("--limit", type=int, default=None, help="trial mode: at most this many studies")
+    p.add_argument("--overwrite", action="store_true", help="re-run complete studies")
+    p.add_argument("--model_dir", default=None, help="training output folder (payer/<stage>/checkpoints/fold_<k>/best.pth); default: the shipped families")
+    p.add_argument("--weights", default=None, help="a shipped or downloaded weights family by name")
+    p.add_argument("--folds", default="0", help="folds to ensemble with --model_dir")
+    p.add_argument("--device", default=None, help="torch device (default: best available)")
+    p.add_argument("--no_qc", action="store_true", help="do not write QC pictures")
+    return add_verbosity_args(p)
+
+# %% ../../../nbs/20c_methods.payer.predictor.ipynb #1fd07fe6
+def studies_cli(argv: list[str] | None = None) -> int:
+    "`spine-nb studies`: returns 0, or 1 if any study failed (2 for unusable arguments)."
+    from spine_nb.inference.studies import run_studies
+    from spine_nb.core import progress_on
+    a = studies_parser().parse_args(argv); setup_logging(verbosity(a))
+    try:
+        if a.model_dir and a.weights: raise InputError(f"--model_dir {a.model_dir} and --weights {a.weights} both name models; pass one")
+        if a.model_dir: pred = FullPipelinePredictor.from_model_dir(a.model_dir, [int(f) for f in a.folds.split(",")], a.device)
+        elif a.weights: pred = FullPipelinePredictor.from_shipped(a.weights, device=a.device)
+        else:  # lumbar studies are MRI: without an MR default family every study would fail, so say it once
+            find_family(None, "mr"); pred = ModalityRouter({m: partial(FullPipelinePredictor.from_shipped, None, m, a.device) for m in ("ct", "mr")})
+        out = Path(a.output) if a.output else outputs_root() / "studies"
+        table = run_studies(pred, a.root, out, a.studies, a.series_csv, a.limit, a.overwrite, not a.no_qc, progress_on())
+    except (ValueError, OSError, CheckpointError, WeightsError) as e:
+        print(f"spine-nb studies: {e}", file=sys.stderr); return 2
+    _log.info("%s -> %s", ", ".join(f"{n} {k}" for k, n in table["status"].value_counts().items()), out / "studies.csv")
+    if "lstv" in table: _log.info("LSTV: %s", ", ".join(f"{n} {k}" for k, n in table["lstv"].value_counts().items()) or "none named")
+    return 1 if (table["status"] == "error").any() else 0
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #7e21fdc9
 def _centroids_inside(ph: dict) -> dict[int, list]:
