@@ -4,6 +4,7 @@
 #   make accuracy  issue 3's measurement: train the cpu preset on 60 phantoms, score 10 held-out ones (~35 min on 2 cores)
 #   make accuracy-mr the same for MR: MR phantoms (T1, T2, random contrasts, sagittal slabs), MR models
 #   make learning-curve make accuracy on 20, 40 and 80 training phantoms, per field of view on the same 30 held-out ones (~1.5 h)
+#   make lstv      LSTV classes of 30 synthetic RSNA-layout lumbar MRI studies labelled with the MR weights (~5 min)
 #   make compare   every method on the same held-out phantoms and real scans (trains the MONAI baselines once, ~30 min each)
 #   make realcheck the real-scan benchmark: run the shipped weights (REALCHECK_MODELS=DIR for others) on every scan of ../shared/data/real
 SHELL := /bin/bash
@@ -14,10 +15,10 @@ STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr learning-curve realcheck compare
+.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr learning-curve lstv realcheck compare
 
 help:
-	@echo "make demo | make test | make lab | make export | make accuracy | make accuracy-mr | make learning-curve | make realcheck | make compare"
+	@echo "make demo | make test | make lab | make export | make accuracy | make accuracy-mr | make learning-curve | make lstv | make realcheck | make compare"
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +72,15 @@ learning-curve: env
 	  -p run_dir $(abspath $(LEARNING_CURVE_DIR)) -p preset cpu -p n_trains $(LEARNING_CURVE_SIZES) -p n_test 10 -p extra_test_seeds 2000,3000 \
 	  -p spacing 0 -p device cpu -p test_data_dir $(abspath outputs/compare)
 	cat $(LEARNING_CURVE_DIR)/learning_curve.csv
+
+# make lstv: 30 synthetic lumbar MRI studies in the RSNA layout (normal, sacralisation, lumbarisation), labelled and scored
+LSTV_DIR ?= outputs/lstv
+LSTV_WEIGHTS ?= payer-mr-cpu
+lstv: env
+	mkdir -p $(LSTV_DIR)
+	$(BIN)/papermill nbs/pipelines/36_lstv.studies.ipynb $(LSTV_DIR)/36_lstv.studies.ipynb --log-output \
+	  -p run_dir $(abspath $(LSTV_DIR)) -p n_studies 30 -p spacing 1.0,1.0,4.0 -p all_series True -p weights $(LSTV_WEIGHTS) -p device cpu
+	cat $(LSTV_DIR)/lstv_summary.json
 
 REALCHECK_DIR ?= outputs/realcheck
 REALCHECK_MODELS ?= spine_nb/shipped/payer-ct-cpu

@@ -244,16 +244,17 @@ def lstv_status(labels, # VerSe ids found in the study (a chain's labels, or a m
                ) -> dict:
     "{'status', 'confidence', 'anchor', 'n_lumbar', 'lumbar', 't13', 'castellvi', 'reason'} of a study's lumbosacral transition."
     labs = {int(l) for l in labels}; lumbar = sorted(l for l in labs if 20 <= l <= 25)
-    anchor = "C2" if labs & {1, 2} else "T12" if 19 in labs else None
+    thoracic = [l for l in LANDMARK_ORDER if l in labs and (8 <= l <= 19 or l == 28)]  # the last one bears the last rib
+    anchor = "C2" if labs & {1, 2} else verse_name(thoracic[-1]) if thoracic and 20 in labs else None
     out = {"status": "uncertain", "confidence": 0.0, "anchor": anchor, "n_lumbar": len(lumbar), "lumbar": [verse_name(l) for l in lumbar],
            "t13": 28 in labs, "castellvi": None, "castellvi_reason": "needs the transverse processes; whole-vertebra masks do not separate them"}
-    if anchor is None: return {**out, "reason": "no anchor: neither C2 nor the last rib-bearing vertebra T12 is in view to count from"}
+    if anchor is None: return {**out, "reason": "no anchor: neither C2 nor the thoracolumbar junction (the last rib-bearing vertebra above L1) is in view to count from"}
     if 26 not in labs: return {**out, "reason": "the lumbosacral junction is out of view (no sacrum)"}
     if not lumbar or lumbar != list(range(20, lumbar[-1] + 1)):
         gap = [verse_name(l) for l in range(20, max(lumbar or [20]) + 1) if l not in lumbar]
         return {**out, "reason": f"the lumbar run has a gap ({', '.join(gap) or 'no lumbar vertebra'} missing)"}
     status = {4: "sacralisation", 5: "normal", 6: "lumbarisation"}.get(len(lumbar))
     if status is None: return {**out, "reason": f"{len(lumbar)} lumbar vertebrae: not an anatomical count"}
-    decide = [*lumbar[-2:], 26, *([2] if anchor == "C2" and 2 in labs else [19] if anchor == "T12" else [])]
+    decide = [*lumbar[-2:], 26, *([2] if anchor == "C2" and 2 in labs else [thoracic[-1]] if anchor != "C2" else [])]
     conf = min(float(np.clip((scores or {}).get(l, 1.0), 0, 1)) for l in decide) * (1.0 if anchor == "C2" else 0.85)
     return {**out, "status": status, "confidence": conf, "reason": f"{len(lumbar)} lumbar vertebrae between {anchor} and the sacrum"}

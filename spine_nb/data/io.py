@@ -22,8 +22,8 @@ __all__ = ['IMAGE_SUFFIXES', 'WORLD_AXCODES', 'DATASET_COLUMNS', 'PATH_COLUMNS',
            'select_dicom_series', 'read_dicom_series', 'orientation_code', 'reorient', 'resample_to_spacing',
            'resample_like', 'reoriented_grid', 'voxel_to_world', 'world_to_voxel', 'Centroids', 'read_ctd', 'write_ctd',
            'centroids_from_mask', 'validate_dataset', 'read_dataset_csv', 'write_dataset_csv', 'discover_verse_bids',
-           'discover_vertebral_bodies', 'discover_csi2014', 'kfold_splits', 'fold_split', 'describe_image', 'describe',
-           'convert_dicom_cli', 'info_cli', 'csi2014_cli']
+           'discover_vertebral_bodies', 'discover_csi2014', 'discover_spider', 'kfold_splits', 'fold_split',
+           'describe_image', 'describe', 'convert_dicom_cli', 'info_cli', 'csi2014_cli']
 
 # %% ../../nbs/01_data.io.ipynb #d55a56cf
 class SpineIOError(ValueError):
@@ -740,6 +740,24 @@ def discover_csi2014(root: str | Path, # folder of caseN.<ext> + caseN_label.<ex
     rows.sort(key=num); n_train = int(round(train_fraction * len(rows)))
     for k, r in enumerate(rows): r["type"] = "train" if k < n_train else "test"
     return pd.DataFrame(rows, columns=DATASET_COLUMNS + ["label_convention", "modality"])
+
+# %% ../../nbs/01_data.io.ipynb #f23ecdca
+def discover_spider(root: str | Path, # SPIDER folder holding images/ and masks/
+                    sequences: Sequence[str] = ("t1", "t2", "t2_SPACE"), # which sequences to list
+                    default_type: str = "train", # split role of the rows
+                   ) -> pd.DataFrame:
+    "Dataset table (DATASET_COLUMNS + subject, sequence, label_convention='spider', modality='mri') of a SPIDER folder."
+    import pandas as pd, re
+    root = _require(root, "SPIDER dataset folder"); rows = []
+    for img in sorted((root / "images").glob("*.mha")):
+        m = re.fullmatch(r"(\d+)_(.+)\.mha", img.name)
+        if not m or m.group(2) not in sequences: continue
+        msk = root / "masks" / img.name
+        rows.append(dict(name=f"spider_{m.group(1)}_{m.group(2)}", type=default_type, image_path=str(img), mask_path=str(msk) if msk.exists() else None,
+                         centroid_json_path=None, subject=m.group(1), sequence=m.group(2), label_convention="spider", modality="mri"))
+    if not rows: raise DatasetError(f"no images/<id>_<sequence>.mha ({', '.join(sequences)}) under {root}; is it the SPIDER folder (images/, masks/)?")
+    num = lambda r: (int(r["subject"]), r["sequence"])
+    return pd.DataFrame(sorted(rows, key=num), columns=DATASET_COLUMNS + ["subject", "sequence", "label_convention", "modality"])
 
 # %% ../../nbs/01_data.io.ipynb #2e378312
 def _fold_groups(df: pd.DataFrame, # dataset table

@@ -21,7 +21,8 @@ from .writers import _versions, _write_landmarks
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['study_files', 'vertebra_records', 'study_complete', 'StudyError', 'run_study', 'run_studies']
+__all__ = ['study_files', 'vertebra_records', 'study_complete', 'study_row', 'StudyError', 'run_study', 'run_studies',
+           'studies_table']
 
 # %% ../../nbs/09f_inference.studies.ipynb #7677f0e4
 def study_files(out: str | Path, # the run's output folder
@@ -52,6 +53,15 @@ def study_complete(out: str | Path, study: str) -> bool:
     try: meta = json.loads(study_files(out, study)["metadata"].read_text(encoding="utf-8"))
     except (OSError, ValueError): return False
     return meta.get("status") == "ok" and all(Path(p).is_file() for p in meta.get("outputs", {}).values())
+
+def study_row(meta: dict, # a study's metadata
+              status: str | None = None, # the row's status (default: the metadata's)
+             ) -> dict:
+    "The study-table row of a study's metadata."
+    lv, t = meta.get("lstv") or {}, meta.get("timings") or {}
+    return {"study_id": meta["study_id"], "status": status or meta["status"], "error": meta.get("error"), "series_id": (meta.get("series") or {}).get("series_id"),
+            "levels": " ".join(meta.get("levels", [])), "lstv": lv.get("status"), "lstv_confidence": lv.get("confidence"),
+            "anchor": lv.get("anchor"), "n_lumbar": lv.get("n_lumbar"), "warnings": len(meta.get("warnings", [])), "seconds": round(t.get("total", 0.0), 2)}
 
 # %% ../../nbs/09f_inference.studies.ipynb #03b6016b
 class StudyError(SpineIOError):
@@ -117,10 +127,7 @@ def run_study(predictor, # any method's predictor: `predict(image, case=..., qc=
         meta["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
         meta["traceback"] = traceback.format_exc()
     t["total"] = time.perf_counter() - t0; write_json(f["metadata"], meta)
-    lv = meta.get("lstv") or {}
-    return {"study_id": study, "status": meta["status"], "error": meta["error"], "series_id": (meta["series"] or {}).get("series_id"),
-            "levels": " ".join(meta.get("levels", [])), "lstv": lv.get("status"), "lstv_confidence": lv.get("confidence"),
-            "anchor": lv.get("anchor"), "n_lumbar": lv.get("n_lumbar"), "warnings": len(meta["warnings"]), "seconds": round(t["total"], 2)}
+    return study_row(meta)
 
 # %% ../../nbs/09f_inference.studies.ipynb #a139e386
 def run_studies(predictor, # any method's predictor (see `run_study`)
@@ -132,6 +139,7 @@ def run_studies(predictor, # any method's predictor (see `run_study`)
                 overwrite: bool = False, # re-run complete studies
                 qc: bool = True, # write QC pictures
                 progress: bool = True, # tqdm bar
+                table_name: str = "studies.csv", # the study table's file name in `out` (a job of a split run writes its own)
                ) -> pd.DataFrame:
     "The study table (one row per study: ok, error, skipped or missing), also written to `<out>/studies.csv`."
     ids = read_study_list(studies) if isinstance(studies, (str, Path)) else studies
@@ -142,7 +150,21 @@ def run_studies(predictor, # any method's predictor (see `run_study`)
     rows = [{"study_id": i, "status": "missing", "error": f"no study folder {rsna_images_dir(root) / i}"} for i in missing]
     todo = list(found.items())[:limit] if limit else list(found.items())
     for sid, d in tqdm(todo, desc="studies", disable=not progress):
-        if not overwrite and study_complete(out, sid): rows.append({"study_id": sid, "status": "skipped", "error": None})
+        if not overwrite and study_complete(out, sid): rows.append(study_row(json.loads(study_files(out, sid)["metadata"].read_text(encoding="utf-8")), "skipped"))
         else: rows.append(run_study(predictor, sid, d, out, desc, qc))
-        table = pd.DataFrame(rows); atomic_write(out / "studies.csv", lambda p: table.to_csv(p, index=False))
+        table = pd.DataFrame(rows); atomic_write(out / table_name, lambda p: table.to_csv(p, index=False))
     return pd.DataFrame(rows)
+
+# %% ../../nbs/09f_inference.studies.ipynb #7a2e6f5f
+def studies_table(out: str | Path, # the run's output folder
+                  ids: Sequence[str], # the studies the run covered
+                  missing: Sequence[str] = (), # wanted ids that had no folder
+                  skipped: Sequence[str] = (), # studies complete before the run
+                 ) -> pd.DataFrame:
+    "The study table (also written to `<out>/studies.csv`) from the studies' metadata files."
+    rows = [{"study_id": i, "status": "missing", "error": "no study folder"} for i in missing]
+    for i in ids:
+        try: rows.append(study_row(json.loads(study_files(out, i)["metadata"].read_text(encoding="utf-8")), "skipped" if i in skipped else None))
+        except (OSError, ValueError): rows.append({"study_id": i, "status": "error", "error": "no metadata written (the job did not finish)"})
+    table = pd.DataFrame(rows); atomic_write(Path(out) / "studies.csv", lambda p: table.to_csv(p, index=False))
+    return table

@@ -24,6 +24,7 @@ from ...inference.predictor import InputError, PredictionResult, check_image, la
 from ...inference.weights import find_family, WeightsError
 from ...inference.writers import write_outputs
 from ...inference.batch import list_cases, run_batch
+from ...inference.studies import study_complete
 from ...data.io import _code
 from .plan import STAGES, STAGE_DEFAULTS, build_stage_network
 from .transforms import stage_plan
@@ -519,22 +520,50 @@ def studies_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", default="0", help="folds to ensemble with --model_dir")
     p.add_argument("--device", default=None, help="torch device (default: best available)")
     p.add_argument("--no_qc", action="store_true", help="do not write QC pictures")
+    p.add_argument("--jobs", type=int, default=0, help="split the studies into this many submitit jobs (one array task per chunk; "
+                   "--executor slurm for a cluster); 0: run them in this process (default)")
+    from spine_nb.methods.payer.cv import _add_scaleout_arguments
+    _add_scaleout_arguments(p)
     return add_verbosity_args(p)
+
+# %% ../../../nbs/20c_methods.payer.predictor.ipynb #f4901ba6
+def _studies_predictor(model_dir: str | None, weights: str | None, folds: str, device: str | None):
+    "The predictor of `spine-nb studies`' model arguments."
+    if model_dir and weights: raise InputError(f"--model_dir {model_dir} and --weights {weights} both name models; pass one")
+    if model_dir: return FullPipelinePredictor.from_model_dir(model_dir, [int(f) for f in folds.split(",")], device)
+    if weights: return FullPipelinePredictor.from_shipped(weights, device=device)
+    find_family(None, "mr")  # lumbar studies are MRI: without an MR default family every study would fail, so say it once
+    return ModalityRouter({m: partial(FullPipelinePredictor.from_shipped, None, m, device) for m in ("ct", "mr")})
+
+def _studies_job(root: str, out: str, ids: list[str], series_csv, model_dir, weights, folds: str, device, qc: bool) -> int:
+    "One submitit job of `spine-nb studies`: its chunk of studies (the predictor is built in the job); the number that failed."
+    from spine_nb.inference.studies import run_studies
+    t = run_studies(_studies_predictor(model_dir, weights, folds, device), root, out, ids, series_csv, qc=qc, progress=False, table_name=f"studies_{ids[0]}.csv")
+    return int((t["status"] == "error").sum())
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #1fd07fe6
 def studies_cli(argv: list[str] | None = None) -> int:
     "`spine-nb studies`: returns 0, or 1 if any study failed (2 for unusable arguments)."
-    from spine_nb.inference.studies import run_studies
+    from spine_nb.inference.studies import run_studies, studies_table
+    from spine_nb.data.rsna import discover_rsna, read_study_list
     from spine_nb.core import progress_on
     a = studies_parser().parse_args(argv); setup_logging(verbosity(a))
+    out = Path(a.output) if a.output else outputs_root() / "studies"
     try:
-        if a.model_dir and a.weights: raise InputError(f"--model_dir {a.model_dir} and --weights {a.weights} both name models; pass one")
-        if a.model_dir: pred = FullPipelinePredictor.from_model_dir(a.model_dir, [int(f) for f in a.folds.split(",")], a.device)
-        elif a.weights: pred = FullPipelinePredictor.from_shipped(a.weights, device=a.device)
-        else:  # lumbar studies are MRI: without an MR default family every study would fail, so say it once
-            find_family(None, "mr"); pred = ModalityRouter({m: partial(FullPipelinePredictor.from_shipped, None, m, a.device) for m in ("ct", "mr")})
-        out = Path(a.output) if a.output else outputs_root() / "studies"
-        table = run_studies(pred, a.root, out, a.studies, a.series_csv, a.limit, a.overwrite, not a.no_qc, progress_on())
+        pred = _studies_predictor(a.model_dir, a.weights, a.folds, a.device)
+        if a.jobs <= 0: table = run_studies(pred, a.root, out, a.studies, a.series_csv, a.limit, a.overwrite, not a.no_qc, progress_on())
+        else:
+            import spine_nb.methods.payer.predictor as mod  # the importable module (also under `python -m`)
+            from spine_nb.methods.payer.cv import make_executor
+            found, missing = discover_rsna(a.root, read_study_list(a.studies) if a.studies else None)
+            ids = list(found)[: a.limit] if a.limit else list(found)
+            todo = ids if a.overwrite else [i for i in ids if not study_complete(out, i)]
+            chunks = [c.tolist() for c in np.array_split(np.array(todo, dtype=object), min(a.jobs, len(todo))) if len(c)] if todo else []
+            ex = make_executor(a.executor, out / "submitit", timeout_min=a.timeout_min, gpus_per_job=a.gpus_per_job or 0, cpus_per_task=a.cpus_per_job,
+                               mem_gb=a.mem_gb, partition=a.partition, max_parallel=a.max_parallel, name="spine_nb_studies", **dict(kv.split("=", 1) for kv in a.slurm))
+            n = len(chunks); args = [[str(a.root)] * n, [str(out)] * n, chunks] + [[v] * n for v in (a.series_csv, a.model_dir, a.weights, a.folds, a.device, not a.no_qc)]
+            for j in (ex.map_array(mod._studies_job, *args) if chunks else []): j.result()
+            table = studies_table(out, ids, missing, skipped=[i for i in ids if i not in todo])
     except (ValueError, OSError, CheckpointError, WeightsError) as e:
         print(f"spine-nb studies: {e}", file=sys.stderr); return 2
     _log.info("%s -> %s", ", ".join(f"{n} {k}" for k, n in table["status"].value_counts().items()), out / "studies.csv")
