@@ -41,7 +41,7 @@ def level_color(verse_id: int, # VerSe id 1-28 (other values get white)
                 scale: float = 255, # 255 for 0-255 ints, 1 for matplotlib floats
                ) -> tuple:
     "RGB colour of a VerSe level; the same in every overlay, viewer, QC picture and colour table."
-    rgb = LEVEL_COLORS.get(int(verse_id), UNKNOWN_COLOR)
+    rgb = LEVEL_COLORS.get(verse_id if isinstance(verse_id, str) else int(verse_id), UNKNOWN_COLOR)
     return rgb if scale == 255 else tuple(c / 255 * scale for c in rgb)
 
 # %% ../nbs/08_viz.ipynb #49b3a0d8
@@ -129,14 +129,14 @@ class DisplayVolume:
     "Image, labels and landmarks reoriented to LPS with arrays `(z, y, x)` and landmark voxel coordinates `(x, y, z)`."
     def __init__(self, image, # SimpleITK image or path
                  labels=None, # label image or path (VerSe ids), optional
-                 landmarks: Mapping[int, Iterable[float]] | None = None, # {verse_id: world-mm xyz}
+                 landmarks: Mapping[int, Iterable[float]] | None = None, # {verse_id: world-mm xyz}; a text key is a named mark (white)
                  window: tuple[float, float] | None = None): # intensity display range
         img = _as_scalar_3d(image)
         self.image = sitk.DICOMOrient(img, "LPS")
         self.arr = sitk.GetArrayFromImage(self.image)  # original dtype: a big CT stays int16
         self.spacing = np.array(self.image.GetSpacing())  # x, y, z
         self.lab = _label_array(labels, img) if labels is not None else None
-        self.landmarks = {int(k): np.array(self.image.TransformPhysicalPointToContinuousIndex([float(c) for c in v]))
+        self.landmarks = {(k if isinstance(k, str) else int(k)): np.array(self.image.TransformPhysicalPointToContinuousIndex([float(c) for c in v]))
                           for k, v in (landmarks or {}).items()}
         self.window = tuple(window) if window is not None else ct_window(self.arr)
         self.fixed_window = window is not None or self.window == (-400.0, 1200.0)  # CT: same window for MIPs
@@ -244,7 +244,7 @@ def _aspect_ratios(views: list[dict]) -> list[float]:
 # %% ../nbs/08_viz.ipynb #d3ad4099
 def qc_figure(image, # SimpleITK image or path
               labels=None, # label image or path (VerSe ids)
-              landmarks: Mapping[int, Iterable[float]] | None = None, # {verse_id: world-mm xyz}
+              landmarks: Mapping[int, Iterable[float]] | None = None, # {verse_id: world-mm xyz}; text keys are named marks, e.g. {'L5/S1': xyz}
               title: str | None = None, # figure title (e.g. the case name)
               opacity: float = 0.45, # label overlay alpha
               height: float = 6.0, # figure height in inches
