@@ -126,6 +126,8 @@ class LoadSpineCased(MapTransform):
             d[key] = sitk_to_metatensor(img, torch.float32 if key == "image" else torch.int16) if self.metatensor else img
         if self.landmarks:
             d["landmarks"], d["landmark_valid"] = landmarks_to_array(self._world_centroids(d, images))
+            cut = self._cut_centroids(d, images)  # vertebrae whose centroid the field of view cuts off (stage-3 training)
+            if cut: d["cut_landmarks"], d["cut_valid"] = landmarks_to_array(cut)
         return d
 
 # %% ../nbs/04_transforms.ipynb #b6683606
@@ -155,6 +157,16 @@ def _world_centroids(self: LoadSpineCased, d, images):
         from spine_nb.data.io import centroids_from_mask
         return centroids_from_mask(images["mask"])
     return {}
+
+@patch
+def _cut_centroids(self: LoadSpineCased, d, images) -> dict:
+    "{VerSe id: LPS world point} of the case's cut-off vertebrae (`cut_centroids`, or the file `cut_centroid_json_path`), or {}."
+    ctd = d.get("cut_centroids")
+    if _missing(ctd): ctd = d.get("cut_centroid_json_path")
+    if isinstance(ctd, (str, Path)) and not _missing(ctd):
+        from spine_nb.data.io import read_ctd
+        return read_ctd(ctd).to_world(images.get("mask", images.get("image")))
+    return dict(ctd) if isinstance(ctd, Mapping) else {}
 
 # %% ../nbs/04_transforms.ipynb #234aae8a
 def case_centroids(case: Mapping # a dataset-CSV row or case dict with `mask`/`mask_path` and optional centroids
@@ -402,10 +414,11 @@ class VertebraCropd(RandomizableTransform, MapTransform):
                  sigma: float = 3.0, # σ of the input heatmap, voxels
                  num_samples: int | None = 1, # vertebrae per case (None: all, deterministic)
                  jitter_mm: float = 0.0, # random shift of the box centre, ± mm per axis
+                 cut: bool = False, # also crop around the centroids of vertebrae the field of view cuts off (`cut_landmarks`)
                  image_key: str = "image", mask_key: str = "mask"):
         MapTransform.__init__(self, [image_key, mask_key]); RandomizableTransform.__init__(self, prob=1.0)
         self.roi_size, self.sigma, self.num_samples, self.jitter_mm = tuple(int(s) for s in roi_size), sigma, num_samples, jitter_mm
-        self.image_key, self.mask_key = image_key, mask_key
+        self.image_key, self.mask_key, self.cut = image_key, mask_key, cut
 
     def candidates(self, d) -> list[int]:
         "Channels whose landmark is valid and whose label occurs in the mask (`labels_present` if `LabelsPresentd` ran)."
@@ -413,21 +426,28 @@ class VertebraCropd(RandomizableTransform, MapTransform):
         else: present = set(np.unique(np.asarray(d[self.mask_key])).tolist()) if self.mask_key in d else set(LANDMARK_IDS)
         return [i for i in np.flatnonzero(np.asarray(d["landmark_valid"], bool)) if LANDMARK_IDS[i] in present]
 
+    def cut_candidates(self, d) -> list[int]:
+        "Channels of cut-off vertebrae (a `cut_landmarks` centroid, mask voxels, no landmark)."
+        if not self.cut or "cut_valid" not in d: return []
+        valid = np.asarray(d["landmark_valid"], bool); present = set(LANDMARK_IDS[i] for i in self.candidates({**d, "landmark_valid": np.ones_like(valid)}))
+        return [i for i in np.flatnonzero(np.asarray(d["cut_valid"], bool)) if LANDMARK_IDS[i] in present and not valid[i]]
+
     def __call__(self, data):
         d = dict(data); img = d[self.image_key]
         aff = np.asarray(img.affine, dtype=np.float64); vsize = np.linalg.norm(aff[:3, :3], axis=0)
-        cand = self.candidates(d)
+        cand = [(c, "landmarks") for c in self.candidates(d)] + [(c, "cut_landmarks") for c in self.cut_candidates(d)]
         if not cand: raise ValueError(f"case {d.get('name', '?')!r} has no vertebra with both a landmark and mask voxels")
         chosen = cand if self.num_samples is None else [cand[i] for i in self.R.randint(0, len(cand), self.num_samples)]
-        return [self._crop(d, ch, aff, vsize) for ch in chosen]
+        return [self._crop(d, ch, aff, vsize, key) for ch, key in chosen]
 
 # %% ../nbs/04_transforms.ipynb #05f28d7f
 @patch
 def _crop(self: VertebraCropd, d: Mapping, ch: int, # landmark channel of the vertebra
-          aff: np.ndarray, vsize: np.ndarray) -> dict: # affine and voxel size of the image
+          aff: np.ndarray, vsize: np.ndarray, # affine and voxel size of the image
+          key: str = "landmarks") -> dict: # where the centroid is: 'landmarks' or 'cut_landmarks'
     "The crop dict of channel `ch` (jitter drawn from `self.R`)."
     img = d[self.image_key]
-    c = world_to_voxel(np.asarray(d["landmarks"])[ch][None], aff)[0]
+    c = world_to_voxel(np.asarray(d[key])[ch][None], aff)[0]
     if self.jitter_mm: c = c + self.R.uniform(-1, 1, 3) * self.jitter_mm / vsize
     start = np.round(c - (np.asarray(self.roi_size) - 1) / 2.0).astype(int)
     o = {k: v for k, v in d.items() if k not in (self.image_key, self.mask_key)}
@@ -436,7 +456,7 @@ def _crop(self: VertebraCropd, d: Mapping, ch: int, # landmark channel of the ve
     if self.mask_key in d:
         m = crop_or_pad(d[self.mask_key], start, self.roi_size, 0)
         o["label"] = (m == lab).float()  # a MetaTensor: keeps the crop's affine
-    p = world_to_voxel(np.asarray(d["landmarks"])[ch][None], o[self.image_key].affine)
+    p = world_to_voxel(np.asarray(d[key])[ch][None], o[self.image_key].affine)
     o["heatmap"] = MetaTensor(torch.from_numpy(gaussian_volume(self.roi_size, p, self.sigma)), affine=o[self.image_key].affine)
     o["target_label"] = lab
     return o

@@ -587,7 +587,7 @@ def centroids_from_mask(mask_image: sitk.Image, # label mask (e.g. VerSe ids), a
 
 # %% ../../nbs/01_data.io.ipynb #be1f16cf
 DATASET_COLUMNS = ["name", "type", "image_path", "mask_path", "centroid_json_path"]
-PATH_COLUMNS = ["image_path", "mask_path", "centroid_json_path", "semantic_path"]  # optional columns among them may be absent
+PATH_COLUMNS = ["image_path", "mask_path", "centroid_json_path", "semantic_path", "cut_centroid_json_path"]  # optional columns among them may be absent
 SPLIT_TYPES = ("train", "val", "test")
 
 # %% ../../nbs/01_data.io.ipynb #4bcb052c

@@ -961,6 +961,13 @@ def _visible_centroids(plan: dict, ref: sitk.Image, lab: sitk.Image) -> dict[int
             cents[vt["id"]] = p
     return cents
 
+# %% ../../nbs/02_data.phantom.ipynb #c7bb43c2
+def _cut_centroids(plan: dict, lab: sitk.Image, visible: Mapping) -> dict[int, np.ndarray]:
+    "World body centres of the levels present in `lab` whose centroid is not in `visible` (cut off by the field of view)."
+    present = set(np.unique(sitk.GetArrayViewFromImage(lab)).tolist()) - {0}
+    return {vt["id"]: vt["centre"] + vt["frame"] @ body_centre(vt["dims"], vt["kind"]) for vt in plan["vertebrae"]
+            if vt.get("segment", 1) == 1 and vt["id"] in present and vt["id"] not in visible}
+
 # %% ../../nbs/02_data.phantom.ipynb #80dd423f
 def _phantom_meta(seed, modality, contrast, fov_name, patient: tuple, plan, lab, cents, ref, D, oblique, sp, s_int, sd, arts, screwed, t0) -> dict:
     "The `meta` dict of a phantom (`patient` as returned by `_draw_patient`)."
@@ -1005,9 +1012,9 @@ def make_phantom(seed: int = 0, # random seed: same seed and arguments → ident
     img, label, sem, screwed, arts = _paint_image(plan, grid, rng, habitus, modality, contrast, s_int, artefacts)
     img, sd = _blur_and_noise(img, rng, D, sp, s_int, modality, noise, artefacts, arts)
     im, lab, sm = _to_output(img, label, sem, grid, ref, same, modality)
-    cents = _visible_centroids(plan, ref, lab)
+    cents = _visible_centroids(plan, ref, lab); cut = _cut_centroids(plan, lab, cents)
     meta = _phantom_meta(seed, modality, contrast, fov_name, patient, plan, lab, cents, ref, D, oblique, sp, s_int, sd, arts, screwed, t0)
-    return dict(image=im, mask=lab, semantic=sm, centroids=cents, meta=meta)
+    return dict(image=im, mask=lab, semantic=sm, centroids=cents, cut_centroids=cut, meta={**meta, "cut_centroid_labels": sorted(cut)})
 
 # %% ../../nbs/02_data.phantom.ipynb #1d0d9ccd
 _FOV_LENGTH = dict(whole=720, thoracolumbar=380, lumbar=260, cervical=200)   # rough z extent (mm) for the voxel budget
@@ -1077,11 +1084,13 @@ def _write_case(out: Path, i: int, seed: int, r: dict, mod: str, kind: str) -> d
     img, msk, sem, ctd = _case_paths(out, sub, suffix)
     write_image(r["image"], img); write_image(r["mask"], msk); write_image(r["semantic"], sem)
     write_ctd(Centroids.from_world(r["centroids"], r["image"], ("P", "I", "R"), decimals=2), ctd)
+    cut = ctd.parent / f"{sub}_seg-vert_ctd-cut.json"  # levels in the mask whose centroid the field of view cuts off (training only)
+    if r.get("cut_centroids"): write_ctd(Centroids.from_world(r["cut_centroids"], r["image"], ("P", "I", "R"), decimals=2), cut)
     write_json(ctd.parent / f"{sub}_phantom.json", {**r["meta"], "case_index": i, "dataset_seed": seed})
     return dict(name=sub, type=kind, image_path=str(img.resolve()), mask_path=str(msk.resolve()),
                 centroid_json_path=str(ctd.resolve()), subject=sub, modality="ct" if mod == "ct" else "mri",
                 fov=r["meta"]["fov"], contrast=r["meta"]["contrast"] or "", semantic_path=str(sem.resolve()),
-                n_thoracic=r["meta"]["n_thoracic"], n_lumbar=r["meta"]["n_lumbar"])
+                n_thoracic=r["meta"]["n_thoracic"], n_lumbar=r["meta"]["n_lumbar"], cut_centroid_json_path=str(cut.resolve()) if r.get("cut_centroids") else None)
 
 # %% ../../nbs/02_data.phantom.ipynb #a19c402c
 def _make_case(job: tuple) -> dict:

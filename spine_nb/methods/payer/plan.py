@@ -45,6 +45,7 @@ class StageConfig(TrainConfig):
     fov_min_fraction: float = 0.4
     crop_jitter_mm: float = 10.0 # random shift of the crop centre
     samples_per_case: int = 1 # stage 3: vertebrae per case and step
+    cut_vertebrae: bool = True # stage 3 also trains on vertebrae whose centroid the field of view cuts off (`cut_centroid_json_path`)
     NETWORK_FIELDS: ClassVar[tuple] = ("filters", "levels", "dropout", "norm", "double_filters", "act")
     # Fields that must match to resume a checkpoint (epochs, lr, workers, ... may change).
     MODEL_FIELDS: ClassVar[tuple] = ("image_size", "spacing", "filters", "levels", "norm", "double_filters", "act", "modality")

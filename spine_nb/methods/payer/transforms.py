@@ -81,7 +81,8 @@ class LabelsPresentd(MapTransform):
 def _segmentation_transforms(config, train: bool, p: float, device=None) -> list:
     "The random and target part of stage 3."
     n = int(_cfg(config, "samples_per_case")) if train else None
-    t = [LabelsPresentd(), VertebraCropd(tuple(_cfg(config, "image_size")), float(_cfg(config, "heatmap_sigma")), n, float(_cfg(config, "crop_jitter_mm")) if train else 0.0)]
+    t = [LabelsPresentd(), VertebraCropd(tuple(_cfg(config, "image_size")), float(_cfg(config, "heatmap_sigma")), n, float(_cfg(config, "crop_jitter_mm")) if train else 0.0,
+                                             cut=train and bool(_cfg(config, "cut_vertebrae", False)))]
     if train:
         keys, modes = ["image", "heatmap", "label"], ["bilinear", "bilinear", "nearest"]
         if device is not None: t.append(ToDeviced(keys, device))  # augment the crops on `device`
