@@ -320,8 +320,9 @@ def keep_edge_vertebrae(segmentation: sitk.Image, # stage 3's label map holding 
     im = sitk.GetArrayViewFromImage(image) if image is not None else None
     for e in extra:
         v, ref, like = int(counts[e["label"]]), int(counts[ends[e["end"]]]), 1.0
-        if v and im is not None:
-            lo, hi = np.percentile(im[arr == ends[e["end"]]], [5, 95]); vals = im[arr == e["label"]]
+        if v and im is not None:  # no end-vertebra voxels to compare with: not kept
+            ref_vals = im[arr == ends[e["end"]]]; vals = im[arr == e["label"]]
+            lo, hi = np.percentile(ref_vals, [5, 95]) if ref_vals.size else (np.inf, -np.inf)
             like = float(np.mean((vals >= lo) & (vals <= hi)))
         if e["end"] in drop or v == 0 or v < (min_inside if e["inside"] else min_outside) * ref or like < min_like:
             drop.add(e["end"]); arr[arr == e["label"]] = 0; continue
