@@ -255,6 +255,7 @@ def lstv_status(labels, # VerSe ids found in the study (a chain's labels, or a m
         return {**out, "reason": f"the lumbar run has a gap ({', '.join(gap) or 'no lumbar vertebra'} missing)"}
     status = {4: "sacralisation", 5: "normal", 6: "lumbarisation"}.get(len(lumbar))
     if status is None: return {**out, "reason": f"{len(lumbar)} lumbar vertebrae: not an anatomical count"}
-    decide = [*lumbar[-2:], 26, *([2] if anchor == "C2" and 2 in labs else [thoracic[-1]] if anchor != "C2" else [])]
+    anchor_id = thoracic[-1] if anchor != "C2" else 2 if 2 in labs else None  # C1 alone anchors but has no landmark score of its own
+    decide = [*lumbar[-2:], 26, *([anchor_id] if anchor_id else [])]
     conf = min(float(np.clip((scores or {}).get(l, 1.0), 0, 1)) for l in decide) * (1.0 if anchor == "C2" else 0.85)
     return {**out, "status": status, "confidence": conf, "reason": f"{len(lumbar)} lumbar vertebrae between {anchor} and the sacrum"}

@@ -143,14 +143,17 @@ def _get(self: LoadSpineCased, d, key):
     return to_verse_mask(v, label_convention(d)) if key == "mask" else v
 
 # %% ../nbs/04_transforms.ipynb #68c8db1f
+def _read_centroid_file(path, images: Mapping) -> dict:
+    "{VerSe id: LPS world point} of a centroid file, voxel coordinates read on the case's mask (else image) grid."
+    from spine_nb.data.io import read_ctd
+    return read_ctd(path).to_world(images.get("mask", images.get("image")))
+
 @patch
 def _world_centroids(self: LoadSpineCased, d, images):
     "{VerSe id: LPS world point} of case `d`: its centroids (file or dict), else the centres of mass of its mask."
     ctd = d.get("centroids")
     if _missing(ctd): ctd = d.get("centroid_json_path")
-    if isinstance(ctd, (str, Path)) and not _missing(ctd):
-        from spine_nb.data.io import read_ctd
-        return read_ctd(ctd).to_world(images.get("mask", images.get("image")))
+    if isinstance(ctd, (str, Path)) and not _missing(ctd): return _read_centroid_file(ctd, images)
     if isinstance(ctd, Mapping): return ctd
     if hasattr(ctd, "to_world"): return ctd.to_world(images.get("mask", images.get("image")))
     if "mask" in images:
@@ -163,9 +166,7 @@ def _cut_centroids(self: LoadSpineCased, d, images) -> dict:
     "{VerSe id: LPS world point} of the case's cut-off vertebrae (`cut_centroids`, or the file `cut_centroid_json_path`), or {}."
     ctd = d.get("cut_centroids")
     if _missing(ctd): ctd = d.get("cut_centroid_json_path")
-    if isinstance(ctd, (str, Path)) and not _missing(ctd):
-        from spine_nb.data.io import read_ctd
-        return read_ctd(ctd).to_world(images.get("mask", images.get("image")))
+    if isinstance(ctd, (str, Path)) and not _missing(ctd): return _read_centroid_file(ctd, images)
     return dict(ctd) if isinstance(ctd, Mapping) else {}
 
 # %% ../nbs/04_transforms.ipynb #234aae8a
@@ -420,16 +421,20 @@ class VertebraCropd(RandomizableTransform, MapTransform):
         self.roi_size, self.sigma, self.num_samples, self.jitter_mm = tuple(int(s) for s in roi_size), sigma, num_samples, jitter_mm
         self.image_key, self.mask_key, self.cut = image_key, mask_key, cut
 
+    def present(self, d) -> set[int]:
+        "Labels with mask voxels (`labels_present` if `LabelsPresentd` ran; every landmark without a mask)."
+        if "labels_present" in d: return set(int(v) for v in d["labels_present"])
+        return set(np.unique(np.asarray(d[self.mask_key])).tolist()) if self.mask_key in d else set(LANDMARK_IDS)
+
     def candidates(self, d) -> list[int]:
-        "Channels whose landmark is valid and whose label occurs in the mask (`labels_present` if `LabelsPresentd` ran)."
-        if "labels_present" in d: present = set(int(v) for v in d["labels_present"])
-        else: present = set(np.unique(np.asarray(d[self.mask_key])).tolist()) if self.mask_key in d else set(LANDMARK_IDS)
+        "Channels whose landmark is valid and whose label occurs in the mask."
+        present = self.present(d)
         return [i for i in np.flatnonzero(np.asarray(d["landmark_valid"], bool)) if LANDMARK_IDS[i] in present]
 
     def cut_candidates(self, d) -> list[int]:
         "Channels of cut-off vertebrae (a `cut_landmarks` centroid, mask voxels, no landmark)."
         if not self.cut or "cut_valid" not in d: return []
-        valid = np.asarray(d["landmark_valid"], bool); present = set(LANDMARK_IDS[i] for i in self.candidates({**d, "landmark_valid": np.ones_like(valid)}))
+        present, valid = self.present(d), np.asarray(d["landmark_valid"], bool)
         return [i for i in np.flatnonzero(np.asarray(d["cut_valid"], bool)) if LANDMARK_IDS[i] in present and not valid[i]]
 
     def __call__(self, data):

@@ -141,7 +141,6 @@ def rsna_fixture(out: str | Path, # folder to write (train_images/, train_series
     "Write `n` synthetic RSNA-layout MR studies; returns the folder."
     from spine_nb.data.phantom import make_phantom
     from spine_nb.data.io import _uid
-    from spine_nb.anatomy import lstv_status
     out = Path(out); images = out / "train_images"; rows, truth = [], []
     for k in range(n):
         sid = str(1000 + k); study_uid = _uid()

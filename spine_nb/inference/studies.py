@@ -10,11 +10,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from scipy import ndimage
 from tqdm.auto import tqdm
 from ..core import VERSE_NAMES, verse_name, write_json, atomic_write
 from ..anatomy import lstv_status
-from ..data.io import SpineIOError, read_dicom_series, write_image
+from ..data.io import SpineIOError, read_dicom_series, write_image, _as_label_image
 from ..data.rsna import (study_series, pick_series, discover_rsna, read_study_list, read_series_descriptions,
                                 find_series_descriptions, rsna_images_dir)
 from .writers import _versions, _write_landmarks
@@ -39,12 +38,11 @@ def study_files(out: str | Path, # the run's output folder
 def vertebra_records(mask: sitk.Image, # instance mask (VerSe ids 1-28; discs 100+ and others are skipped)
                     ) -> dict[str, dict]:
     "{'vertebra_<id>': {instance_id, anatomical_label, centroid_voxel, centroid_world (RAS mm), volume_voxels}} of each vertebra."
-    a = sitk.GetArrayViewFromImage(mask); ids = [int(i) for i in np.unique(a) if 0 < i < 100 and int(i) in VERSE_NAMES]
-    counts = np.bincount(a.ravel().astype(np.int64), minlength=max(ids, default=0) + 1); out = {}
-    for i, com in zip(ids, ndimage.center_of_mass(np.ones_like(a, np.uint8), a, ids) if ids else []):
-        ijk = [float(c) for c in com[::-1]]; lps = mask.TransformContinuousIndexToPhysicalPoint(ijk)
+    f = sitk.LabelShapeStatisticsImageFilter(); f.Execute(_as_label_image(mask)); out = {}
+    for i in (int(l) for l in f.GetLabels() if 0 < l < 100 and int(l) in VERSE_NAMES):
+        lps = f.GetCentroid(i); ijk = mask.TransformPhysicalPointToContinuousIndex(lps)
         out[f"vertebra_{i}"] = {"instance_id": i, "anatomical_label": verse_name(i), "centroid_voxel": [round(c, 2) for c in ijk],
-                                "centroid_world": [round(-lps[0], 2), round(-lps[1], 2), round(lps[2], 2)], "volume_voxels": int(counts[i])}
+                                "centroid_world": [round(-lps[0], 2), round(-lps[1], 2), round(lps[2], 2)], "volume_voxels": int(f.GetNumberOfPixels(i))}
     return out
 
 # %% ../../nbs/09f_inference.studies.ipynb #c7978dc5
