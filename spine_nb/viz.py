@@ -20,8 +20,8 @@ from .core import VERSE_NAMES, ANATOMICAL_ORDER, LANDMARK_IDS, REGIONS, verse_na
 # %% auto #0
 __all__ = ['LEVEL_COLORS', 'UNKNOWN_COLOR', 'HISTORY_BOOKKEEPING', 'REGION_COLORS', 'level_color', 'level_lut',
            'write_label_description', 'write_slicer_color_table', 'ct_window', 'DisplayVolume', 'plane', 'overlay_rgba',
-           'draw_plane', 'qc_figure', 'figure_rgb', 'save_qc_png', 'plot_heatmap_mips', 'plot_history', 'plot_metrics',
-           'SliceViewer', 'niivue_colormap', 'niivue_viewer', 'view3d', 'mip_figure']
+           'draw_plane', 'qc_layout', 'qc_figure', 'figure_rgb', 'save_qc_png', 'plot_heatmap_mips', 'plot_history',
+           'plot_metrics', 'SliceViewer', 'niivue_colormap', 'niivue_viewer', 'view3d', 'mip_figure']
 
 # %% ../nbs/08_viz.ipynb #c4a77e31
 def _hls(h: float, l: float, s: float) -> tuple[int, int, int]:
@@ -241,25 +241,44 @@ def _aspect_ratios(views: list[dict]) -> list[float]:
     "Width / height in mm of each `plane` view, for the figure's width ratios."
     return [(v["extent"][1] - v["extent"][0]) / abs(v["extent"][3] - v["extent"][2]) for v in views]
 
+# %% ../nbs/08_viz.ipynb #b2d1e8f3
+def qc_layout(ratios: Sequence[float], # width / height of each panel, in order
+              height: float = 6.0, # wanted panel height in inches
+              max_width: float = 23.6, # widest row in inches
+             ) -> tuple[list[list[float]], float]:
+    "(panel ratios per row, row height): 1, 2 or 4 rows, whichever draws the panels highest within twice `height` in all."
+    best = None
+    for n in (1, 2, 4):
+        k = -(-len(ratios) // n); rows = [list(ratios[j:j + k]) for j in range(0, len(ratios), k)]
+        h = min(height, max_width / max(sum(r) for r in rows))
+        if best is None or (h > best[1] * 1.05 and n * h <= 2 * height): best = (rows, h)
+    return best
+
+
 # %% ../nbs/08_viz.ipynb #d3ad4099
 def qc_figure(image, # SimpleITK image or path
               labels=None, # label image or path (VerSe ids)
               landmarks: Mapping[int, Iterable[float]] | None = None, # {verse_id: world-mm xyz}; text keys are named marks, e.g. {'L5/S1': xyz}
               title: str | None = None, # figure title (e.g. the case name)
               opacity: float = 0.45, # label overlay alpha
-              height: float = 6.0, # figure height in inches
-              max_width: float = 24.0) -> Figure: # widest figure in inches (a thin slab is drawn lower instead of wider)
+              height: float = 6.0, # height of a row of panels in inches
+              max_width: float = 24.0) -> Figure: # widest figure in inches (a thin slab goes on 2 or 4 rows instead)
     "QC snapshot: sagittal and coronal centre slice and MIP with label colours and level names, patient upright."
     vol = DisplayVolume(image, labels, landmarks)
     views = [plane(vol, "sagittal"), plane(vol, "sagittal", mip=True), plane(vol, "coronal"), plane(vol, "coronal", mip=True)]
-    ar = _aspect_ratios(views); height = min(height, (max_width - 0.4) / sum(ar))
-    fig = Figure(figsize=(max(height * sum(ar) + 0.4, 4), height + (0.4 if title else 0)), facecolor="black")
-    axs = fig.subplots(1, 4, gridspec_kw=dict(width_ratios=ar))
-    for ax, v in zip(axs, views):
-        draw_plane(ax, v, vol.window_for(v), opacity, near_mm=np.inf); ax.title.set_color("white")
-    if title: fig.suptitle(title, color="white")
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9 if title else 0.94, wspace=0.03)
+    rows, h = qc_layout(_aspect_ratios(views), height, max_width - 0.4)
+    top = 0.4 if title else 0.0  # a row of its own for the title
+    fig = Figure(figsize=(max(max(h * sum(r) for r in rows) + 0.4, 4), len(rows) * h + top + 0.1), facecolor="black")
+    subs = fig.subfigures(len(rows) + bool(title), 1, squeeze=False, height_ratios=[top] * bool(title) + [h] * len(rows))[:, 0]
+    if title: subs[0].set_facecolor("black"); subs[0].suptitle(title, color="white", y=0.5, va="center")
+    it = iter(views)
+    for sf, r in zip(subs[bool(title):], rows):
+        sf.set_facecolor("black")
+        for ax in np.atleast_1d(sf.subplots(1, len(r), gridspec_kw=dict(width_ratios=r))):
+            v = next(it); draw_plane(ax, v, vol.window_for(v), opacity, near_mm=np.inf); ax.title.set_color("white")
+        sf.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.92, wspace=0.03)
     return fig
+
 
 # %% ../nbs/08_viz.ipynb #92689208
 def figure_rgb(fig: Figure) -> np.ndarray:
