@@ -1,7 +1,7 @@
 # spine_nb: two commands do all set-up on a fresh machine.
 #   make demo   build .venv (if missing) and run the main job on the synthetic default
 #   make test   build the same environment and run every test
-#   make accuracy  issue 3's measurement: train the cpu preset on 60 phantoms, score 10 held-out ones (~35 min on 2 cores)
+#   make accuracy  issue 3's measurement: train the cpu preset on 60 phantoms, score 10 held-out ones (~35 min on 2 cores); ACCURACY_MODELS=DIR scores given models instead
 #   make accuracy-mr the same for MR: MR phantoms (T1, T2, random contrasts, sagittal slabs), MR models
 #   make learning-curve make accuracy on 20, 40 and 80 training phantoms, per field of view on the same 30 held-out ones (~1.5 h)
 #   make lstv      LSTV classes of 30 synthetic RSNA-layout lumbar MRI studies labelled with the MR weights (~5 min)
@@ -48,10 +48,13 @@ lab: env
 	$(BIN)/jupyter lab nbs
 
 ACCURACY_DIR ?= outputs/accuracy
+ACCURACY_MODELS ?=
+ACCURACY_TRAINING_MIN ?= -1
 accuracy: env
 	mkdir -p $(ACCURACY_DIR)
 	$(BIN)/papermill nbs/pipelines/33_accuracy.heldout.ipynb $(ACCURACY_DIR)/33_accuracy.heldout.ipynb --log-output \
-	  -p run_dir $(abspath $(ACCURACY_DIR)) -p preset cpu -p n_train 60 -p n_test 10 -p extra_test_seeds 2000,3000 -p spacing 0 -p device cpu
+	  -p run_dir $(abspath $(ACCURACY_DIR)) -p preset cpu -p n_train 60 -p n_test 10 -p extra_test_seeds 2000,3000 -p spacing 0 -p device cpu \
+	  $(if $(ACCURACY_MODELS),-p model_dir $(abspath $(ACCURACY_MODELS)) -p training_min $(ACCURACY_TRAINING_MIN) -p test_data_dir $(abspath outputs/compare))
 	cat $(ACCURACY_DIR)/summary.json
 
 ACCURACY_MR_DIR ?= outputs/accuracy_mr
