@@ -74,18 +74,14 @@ def canonical_axes(direction # 3×3 direction (columns: the grid's axes in LPS w
 # %% ../../nbs/01a_data.geometry.ipynb #3d4d5b69
 def stage_grid(image: sitk.Image | Grid, # input image (only its geometry is used)
                spacing: Sequence[float], # voxel size of the stage, mm (x, y, z)
-               size: Sequence[int | None] | None = None, # voxels per axis; None entries (or None) cover the input's extent
-               center: Sequence[float] | None = None, # world point the fixed-size axes are centred on (default: the input's centre)
               ) -> Grid:
-    "The grid of one stage on the input's canonical axes (`canonical_axes`: RAS for an axis-aligned scan), covering its extent."
+    "The grid of one stage on the input's canonical axes (`canonical_axes`: RAS for an axis-aligned scan), covering its extent; crop it with `Grid.crop`."
     g = image if isinstance(image, Grid) else Grid.of(image)
     sp = np.asarray(spacing, float); D = canonical_axes(g.direction)
     u = g.corners() @ D  # coordinates along the stage axes
     lo, hi = u.min(0), u.max(0)
-    c = (np.asarray(center, float) @ D) if center is not None else (lo + hi) / 2
-    size = list(size) if size is not None else [None] * 3
-    n = np.array([int(s) if s else int(np.floor((hi[i] - lo[i]) / sp[i] + 1e-6)) + 1 for i, s in enumerate(size)])
-    start = np.array([c[i] - (n[i] - 1) / 2 * sp[i] if size[i] else lo[i] + ((hi[i] - lo[i]) - (n[i] - 1) * sp[i]) / 2 for i in range(3)])
+    n = np.floor((hi - lo) / sp + 1e-6).astype(int) + 1
+    start = lo + ((hi - lo) - (n - 1) * sp) / 2  # centred on the input's extent
     return Grid(D @ start, sp, D.copy(), tuple(int(v) for v in n))
 
 # %% ../../nbs/01a_data.geometry.ipynb #d51cc814
