@@ -117,12 +117,13 @@ def plot_comparison(cases: pd.DataFrame, # all methods' case tables
         ax[0].legend(fontsize=7, loc="lower left", title=None)
         fs = fov_summary(cases, verts)
         sns.barplot(data=fs, x="fov", y="id_rate", hue="method", hue_order=order, ax=ax[1])
-        ax[1].legend(fontsize=7, title=None)
+        ax[1].legend(fontsize=7, title=None, loc="upper center", ncol=min(3, len(order)))  # above the bars, not on them
     ok = cases[cases["error"].isna()] if "error" in cases else cases
     if len(ok): sns.barplot(data=ok, x="method", y="predict_s", order=order, ax=ax[2], color="tab:gray", errorbar="sd")
     for a, (t, y) in zip(ax, [("per-vertebra Dice (missed = 0)", "Dice"), ("identification rate (VerSe, 20 mm)", "identified"), ("inference time", "s per scan")]):
-        a.set_title(t, fontsize=10); a.set_ylabel(y); a.set_xlabel(""); a.tick_params(axis="x", labelsize=8, rotation=15)
-    ax[0].set_ylim(-0.02, 1.02); ax[1].set_ylim(0, 1.02)
+        a.set_title(t, fontsize=10); a.set_ylabel(y); a.set_xlabel(""); a.tick_params(axis="x", labelsize=8)
+        plt.setp(a.get_xticklabels(), rotation=20, ha="right", rotation_mode="anchor")
+    ax[0].set_ylim(-0.02, 1.02); ax[1].set_ylim(0, 1.25); ax[1].set_yticks(np.linspace(0, 1, 6))
     if title: fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
