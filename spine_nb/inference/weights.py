@@ -45,13 +45,14 @@ INFERENCE_KEYS: tuple = ("method", "stage", "config", "network_config", "plan", 
 
 def strip_checkpoint(src: str | Path, # a best.pth written by `spine-nb train`
                      dst: str | Path, # where the stripped copy goes (written atomically)
-                     provenance: Mapping | None = None, # stored under 'provenance' (commit, date, command)
+                     provenance: Mapping | None = None, # stored under 'provenance' (commit, date, command); a packed `src`'s own goes under its 'packed_from'
                     ) -> Path:
     "Copy of a training checkpoint with only what inference reads."
     ck = read_checkpoint(src, "checkpoint", "pass a best.pth written by `spine-nb train`")
     if "model" not in ck and "averaged_model" not in ck: raise CheckpointError(f"{src} holds no network weights ('model'); pass a best.pth written by `spine-nb train`")
-    out = {k: ck[k] for k in INFERENCE_KEYS if k in ck}
-    if provenance: out["provenance"] = dict(provenance)
+    out, prov = {k: ck[k] for k in INFERENCE_KEYS if k in ck}, dict(provenance or {})
+    if ck.get("provenance"): prov["packed_from"] = ck["provenance"]  # a stage taken from an earlier family keeps where it was made
+    if prov: out["provenance"] = prov
     return save_checkpoint(dst, out)
 
 # %% ../../nbs/09e_inference.weights.ipynb #1e521c81
@@ -96,9 +97,11 @@ def _run_facts(paths: dict[str, list[Path]]) -> dict:
     mods = {str((ck.get("plan") or {}).get("intensity", {}).get("modality") or ck.get("config", {}).get("modality", "ct")).lower() for ck in cks.values()}
     if len(mods) > 1: raise WeightsError(f"the stages under {paths} were trained on different modalities {sorted(mods)}; pack one run")
     cfg = {s: ck.get("config") or {} for s, ck in cks.items()}
+    made = {s: {k: v for k, v in (ck.get("provenance") or {}).items() if k in ("name", "commit", "created") and v} for s, ck in cks.items()}
     return {"modality": _modality(mods.pop()), "preset": next(iter(cfg.values())).get("preset"), "version": next(iter(cks.values())).get("version"),
             "stages": {s: {"epochs_trained": (ck.get("epoch", -1) + 1), "best_epoch": ck.get("best_epoch"), "seed": cfg[s].get("seed"),
-                           "parameters": int(sum(v.numel() for v in (ck.get("model") or {}).values()))} for s, ck in cks.items()}}
+                           "parameters": int(sum(v.numel() for v in (ck.get("model") or {}).values())),
+                           **({"packed_from": made[s]} if made[s] else {})} for s, ck in cks.items()}}
 
 # %% ../../nbs/09e_inference.weights.ipynb #aaa61362
 def _fov_table(summary: Mapping) -> str:
@@ -117,7 +120,8 @@ def model_card(fam: Mapping, # the family's facts (family.json)
                notes: str = "", # free text: recipe details, known failures
               ) -> str:
     "MODEL_CARD.md of a weights family."
-    st = "\n".join(f"| {s} | {v['parameters']:,} | {v['epochs_trained']} | {v['best_epoch']} | {v['seed']} |" for s, v in fam["stages"].items())
+    made = lambda v: " ".join(str(v["packed_from"].get(k, "")) for k in ("name", "commit")) if v.get("packed_from") else "this run"
+    st = "\n".join(f"| {s} | {v['parameters']:,} | {v['epochs_trained']} | {v['best_epoch']} | {v['seed']} | {made(v)} |" for s, v in fam["stages"].items())
     s, r, g = summary or {}, realcheck or {}, lambda x, d=3: "–" if x is None else f"{x:.{d}f}"
     held = (f"Held-out phantoms of unseen seeds (`make accuracy`), VerSe metrics, mean ± sd over test seeds:\n\n{_fov_table(s)}\n\n"
             f"Test seed {s.get('test_seed')} alone: identification {g(s.get('id_rate'))}, MLD {g(s.get('mld_mm'), 2)} mm, stage-3 Dice given true "
@@ -127,8 +131,8 @@ def model_card(fam: Mapping, # the family's facts (family.json)
              f"manual vertebral-body references of the real MRI: {r.get('body_levels')} bodies, landmarks right {g(r.get('body_landmarks_right'))}, "
              f"mask levels right {g(r.get('body_mask_levels_right'))}, body coverage {g(r.get('body_coverage'))}.") if realcheck else "not recorded.")
     return (f"# Model card: {fam['name']}\n\n{fam.get('description', '')}\n\n## What it is\nMethod `{fam['method']}`, modality `{fam['modality']}`, "
-            f"preset `{fam.get('preset')}`, folds {fam.get('folds')}, spine_nb {fam.get('version')}.\n\n| stage | parameters | epochs trained | best epoch | seed |\n"
-            f"|---|---|---|---|---|\n{st}\n\n## How it was made\nTrained only on the project's synthetic phantoms (no real scan). "
+            f"preset `{fam.get('preset')}`, folds {fam.get('folds')}, spine_nb {fam.get('version')}.\n\n| stage | parameters | epochs trained | best epoch | seed | taken from |\n"
+            f"|---|---|---|---|---|---|\n{st}\n\n## How it was made\nTrained only on the project's synthetic phantoms (no real scan). "
             f"Command: `{fam.get('command', '')}`; training time {fam.get('training_min', '?')} min on {fam.get('machine', '?')}; "
             f"commit {fam.get('commit', '?')}, {fam.get('created', '')}.\n\n## Scores\n{held}\n\nReal scans (`make realcheck`): {real}\n\n"
             f"## Intended use and limits\nResearch only, not for clinical use. Trained on phantoms: expect errors on real anatomy, "
