@@ -254,7 +254,6 @@ def qc_layout(ratios: Sequence[float], # width / height of each panel, in order
         if best is None or (h > best[1] * 1.05 and n * h <= 2 * height): best = (rows, h)
     return best
 
-
 # %% ../nbs/08_viz.ipynb #d3ad4099
 def qc_figure(image, # SimpleITK image or path
               labels=None, # label image or path (VerSe ids)
@@ -278,7 +277,6 @@ def qc_figure(image, # SimpleITK image or path
             v = next(it); draw_plane(ax, v, vol.window_for(v), opacity, near_mm=np.inf); ax.title.set_color("white")
         sf.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.92, wspace=0.03)
     return fig
-
 
 # %% ../nbs/08_viz.ipynb #92689208
 def figure_rgb(fig: Figure) -> np.ndarray:
