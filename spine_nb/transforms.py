@@ -11,7 +11,7 @@ import torch
 import SimpleITK as sitk
 from monai.data import MetaTensor
 from monai.transforms import (Transform, MapTransform, RandomizableTransform, ScaleIntensityRange, RandAffined, Rand3DElasticd, RandShiftIntensityd,
-                              RandScaleIntensityd, RandAdjustContrastd, ApplyTransformToPoints, BorderPad, SpatialCrop)
+                              RandScaleIntensityd, RandAdjustContrastd, RandHistogramShiftd, RandGaussianSmoothd, ApplyTransformToPoints, BorderPad, SpatialCrop)
 from fastcore.basics import patch
 from .core import LANDMARK_IDS, ANATOMICAL_ORDER
 from .data.geometry import stage_grid
@@ -22,7 +22,8 @@ __all__ = ['LPS_TO_RAS', 'HU_WINDOW', 'MR_PERCENTILES', 'sitk_to_metatensor', 'm
            'case_centroids', 'modality_kind', 'intensity_window', 'ScaleToWindow', 'ScaleToWindowd', 'IntensityWindowd',
            'resample_to_grid', 'StageGridd', 'network_input', 'plan_input', 'crop_or_pad', 'SpineCropd',
            'LandmarksToVoxeld', 'gaussian_volume', 'LandmarkHeatmapsd', 'polyline_distance', 'SpineHeatmapd',
-           'VertebraCropd', 'spatial_augmentation', 'elastic_augmentation', 'intensity_augmentation', 'RandAxialFOVd']
+           'VertebraCropd', 'spatial_augmentation', 'elastic_augmentation', 'intensity_augmentation',
+           'appearance_augmentation', 'RandAxialFOVd']
 
 # %% ../nbs/04_transforms.ipynb #30a2d8a7
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # the same matrix maps RAS to LPS
@@ -493,6 +494,16 @@ def intensity_augmentation(key: str = "image", prob: float = 0.5, shift: float =
     "Random intensity shift (± `shift`), scaling (± `scale`) and optionally gamma of `key`."
     t = [RandShiftIntensityd(key, offsets=shift, prob=prob), RandScaleIntensityd(key, factors=scale, prob=prob)]
     return t + [RandAdjustContrastd(key, prob=prob, gamma=(1 / (1 + gamma), 1 + gamma))] if gamma > 0 else t
+
+# %% ../nbs/04_transforms.ipynb #eaeaad59
+def appearance_augmentation(key: str = "image", prob: float = 0.3, # probability of each transform
+                            histogram_points: int = 8, # > 2: random intensity curve with 3…this many control points; 0: off
+                            smooth_sigma: float = 1.0, # > 0: Gaussian blur of 0.25…this many voxels per axis; 0: off
+                           ) -> list:
+    "Random intensity curve and blur of `key` (channel-first `(C, X, Y, Z)`, scaled to -1…1), each with probability `prob`."
+    t = [RandHistogramShiftd(key, num_control_points=(3, int(histogram_points)), prob=prob)] if histogram_points > 2 else []
+    s = (0.25, float(smooth_sigma))
+    return t + ([RandGaussianSmoothd(key, sigma_x=s, sigma_y=s, sigma_z=s, prob=prob)] if smooth_sigma > 0 else [])
 
 # %% ../nbs/04_transforms.ipynb #886f85e4
 class RandAxialFOVd(RandomizableTransform, MapTransform):

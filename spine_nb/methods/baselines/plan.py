@@ -98,6 +98,8 @@ class BaselineConfig(TrainConfig):
     intensity_shift: float = 0.1
     intensity_scale: float = 0.1
     noise_std: float = 0.02
+    histogram_points: int = 8 # MRI: random intensity curve with up to this many control points (`appearance_augmentation`; 0: off)
+    smooth_sigma: float = 1.0 # MRI: random blur of up to this many voxels (`appearance_augmentation`; 0: off)
     sw_overlap: float = 0.25 # sliding-window overlap at validation and inference
     min_size_mm3: float = 500.0 # post-processing: drop connected pieces smaller than this (RemoveSmallObjects)
     scheduler: str = "warmup_cosine"

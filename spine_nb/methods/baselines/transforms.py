@@ -10,7 +10,7 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import (Compose, MapTransform, Transform, CropForegroundd, SpatialPadd, RandCropByLabelClassesd, RandRotated,
                               RandZoomd, RandGaussianNoised)
-from ...transforms import (LoadSpineCased, IntensityWindowd, StageGridd, ScaleToWindowd, intensity_augmentation, modality_kind,
+from ...transforms import (LoadSpineCased, IntensityWindowd, StageGridd, ScaleToWindowd, intensity_augmentation, appearance_augmentation, modality_kind,
                                  HU_WINDOW, MR_PERCENTILES)
 from .plan import encode_labels, scheme_classes, BaselineConfig
 
@@ -62,14 +62,15 @@ def _patch_transforms(config: BaselineConfig) -> list:
 
 # %% ../../../nbs/22a_methods.baselines.transforms.ipynb #87f76be6
 def _augmentation(config: BaselineConfig) -> list:
-    "MONAI's random rotation, zoom, intensity (gamma for MRI) and noise, each with probability `aug_prob`."
+    "MONAI's random rotation, zoom, intensity (for MRI also gamma, a random intensity curve and blur) and noise, each with probability `aug_prob`."
     p, r, z = float(config.aug_prob), float(np.deg2rad(config.rotate_deg)), float(config.zoom)
     keys, modes = ["image", "label"], ["bilinear", "nearest"]
-    gamma = 0.5 if modality_kind(config.modality) == "mri" else 0.0
+    mri = modality_kind(config.modality) == "mri"; gamma = 0.5 if mri else 0.0
+    look = appearance_augmentation("image", p, int(config.histogram_points), float(config.smooth_sigma)) if mri else []
     return [RandRotated(keys, r, r, r, prob=p, mode=modes, padding_mode="border"),
             RandZoomd(keys, prob=p, min_zoom=1 - z, max_zoom=1 + z, mode=["trilinear", "nearest"], padding_mode="edge"),
             *intensity_augmentation("image", p, float(config.intensity_shift), float(config.intensity_scale), gamma),
-            RandGaussianNoised("image", prob=p, std=float(config.noise_std))]
+            *look, RandGaussianNoised("image", prob=p, std=float(config.noise_std))]
 
 # %% ../../../nbs/22a_methods.baselines.transforms.ipynb #1a753031
 class FinalizeSemanticd(Transform):
