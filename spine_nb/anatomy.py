@@ -10,13 +10,14 @@ from typing import Mapping
 import json
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 from fastcore.basics import patch, patch_to
 from .core import LANDMARK_IDS, ANATOMICAL_ORDER, verse_name, successor, successors, write_json
 from .data.io import DatasetError
 
 # %% auto #0
 __all__ = ['LANDMARK_ORDER', 'LSTV_CLASSES', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify',
-           'chain_neighbours', 'lstv_status']
+           'chain_neighbours', 'body_centres', 'lstv_status']
 
 # %% ../nbs/03_anatomy.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -234,6 +235,23 @@ def chain_neighbours(chain: list[dict], # identified landmarks, cranial → caud
             if d is not None: step = d / max(float(np.linalg.norm(d)), 1e-9) * float(np.linalg.norm(mu))
             pos = pos + step; lab = nxt
             out.append({"label": lab, "name": verse_name(lab), "world": pos.tolist(), "end": end})
+    return out
+
+# %% ../nbs/03_anatomy.ipynb #737fdff9
+def body_centres(labels: np.ndarray, # `(X, Y, Z)` label map (VerSe ids), any integer type
+                 spacing=(1.0, 1.0, 1.0), # voxel size in mm along the three axes
+                 ids=None, # only these labels (None: every label > 0)
+                 core: float = 0.7, # the core: voxels at least this fraction of the largest distance from the border
+                ) -> dict[int, np.ndarray]:
+    "{label: continuous voxel index} of the centre of the thickest part (the body) of each label of `labels`."
+    labels = np.asarray(labels); boxes = ndimage.find_objects(labels.astype(np.int64)); out = {}
+    ids = [int(i) for i in (np.unique(labels) if ids is None else ids) if 0 < int(i) <= len(boxes) and boxes[int(i) - 1] is not None]
+    for v in ids:
+        box = boxes[v - 1]; m = np.pad(labels[box] == v, 1)  # a border of background: the scan's edge is not the vertebra's
+        dt = ndimage.distance_transform_edt(m, sampling=spacing); c = dt >= core * dt.max()
+        comp, n = ndimage.label(c)
+        if n > 1: c = comp == 1 + int(np.argmax(ndimage.sum(dt, comp, range(1, n + 1))))
+        out[v] = np.asarray(ndimage.center_of_mass(dt * c)) - 1 + [s.start for s in box]
     return out
 
 # %% ../nbs/03_anatomy.ipynb #baecb0fe

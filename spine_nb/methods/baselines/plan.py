@@ -21,9 +21,9 @@ __all__ = ['LUMBAR_CLASSES', 'LABEL_SCHEMES', 'NETWORKS', 'PRESETS', 'NETWORK_PR
 # %% ../../../nbs/22_methods.baselines.plan.ipynb #505b3f7f
 LUMBAR_CLASSES: tuple[str, ...] = ("L1", "L2", "L3", "L4", "L5", "L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1", "canal")
 LABEL_SCHEMES: dict[str, tuple[str, ...]] = {"verse": tuple(verse_name(i) for i in LANDMARK_IDS), "vertebra": ("vertebra",),
-                                             "lumbar": LUMBAR_CLASSES}
+                                             "lumbar": LUMBAR_CLASSES, "spine": (*(verse_name(i) for i in LANDMARK_IDS), "disc", "canal")}
 
-def scheme_classes(scheme: str # 'verse', 'vertebra' or 'lumbar'
+def scheme_classes(scheme: str # 'verse', 'vertebra', 'lumbar' or 'spine'
                   ) -> tuple[str, ...]:
     "Names of the foreground classes of `scheme` (class k + 1 is entry k)."
     if scheme not in LABEL_SCHEMES: raise ValueError(f"unknown label scheme {scheme!r}; use one of {list(LABEL_SCHEMES)}")
@@ -43,16 +43,21 @@ def _disc_levels(mask: np.ndarray, disc: np.ndarray) -> tuple[np.ndarray, dict[i
 # %% ../../../nbs/22_methods.baselines.plan.ipynb #02100b2a
 def encode_labels(mask: np.ndarray, # VerSe vertebra ids
                   scheme: str = "verse", # see `LABEL_SCHEMES`
-                  semantic: np.ndarray | None = None, # 1 vertebra, 2 disc, 3 canal (needed by 'lumbar')
+                  semantic: np.ndarray | None = None, # 1 vertebra, 2 disc, 3 canal (needed by 'lumbar' and 'spine')
                  ) -> np.ndarray:
     "Class map (uint8, same shape) of a case's masks under `scheme`."
     mask = np.asarray(mask); names = scheme_classes(scheme)
-    if scheme == "verse":
+    if scheme in ("verse", "spine"):
         lut = np.zeros(max(256, int(mask.max()) + 1), np.uint8); lut[LANDMARK_IDS] = np.arange(1, len(LANDMARK_IDS) + 1)
-        return lut[np.clip(mask, 0, None).astype(np.int64)]
+        out = lut[np.clip(mask, 0, None).astype(np.int64)]
+        if scheme == "verse": return out
     if scheme == "vertebra": return np.isin(mask, [i for i in LANDMARK_IDS if i != 26]).astype(np.uint8)  # the sacrum is not a vertebra here
-    if semantic is None: raise ValueError("the 'lumbar' scheme needs the semantic mask (semantic_path: 1 vertebra, 2 disc, 3 canal)")
-    out = np.zeros(mask.shape, np.uint8); semantic = np.asarray(semantic)
+    if semantic is None: raise ValueError(f"the {scheme!r} scheme needs the semantic mask (semantic_path: 1 vertebra, 2 disc, 3 canal)")
+    semantic = np.asarray(semantic)
+    if scheme == "spine":
+        out[(semantic == 2) & (out == 0)] = names.index("disc") + 1; out[semantic == 3] = names.index("canal") + 1
+        return out
+    out = np.zeros(mask.shape, np.uint8)
     for i, vid in enumerate(range(20, 25)): out[mask == vid] = i + 1
     comp, above = _disc_levels(mask, semantic == 2)
     for k, vid in above.items():
@@ -66,6 +71,7 @@ def class_labels(scheme: str # see `LABEL_SCHEMES`
     "Lookup table class → output label (VerSe id; SPINEPS 100 + X for the disc below X; 0 for background, the generic class and the canal)."
     if scheme == "verse": return np.array([0, *LANDMARK_IDS], np.uint8)
     if scheme == "vertebra": return np.array([0, 0], np.uint8)
+    if scheme == "spine": return np.array([0, *LANDMARK_IDS, 0, 0], np.uint8)  # discs: levels from their neighbours
     return np.array([0, 20, 21, 22, 23, 24, 120, 121, 122, 123, 124, 0], np.uint8)
 
 # %% ../../../nbs/22_methods.baselines.plan.ipynb #b08dd72e
@@ -75,7 +81,7 @@ class BaselineConfig(TrainConfig):
     method: ClassVar[str] = "baselines"
     stage: ClassVar[str] = "semantic"
     network: str = "unet" # 'unet', 'segresnet' or 'swinunetr'
-    label_scheme: str = "verse" # 'verse', 'vertebra' or 'lumbar' (see `LABEL_SCHEMES`)
+    label_scheme: str = "verse" # 'verse', 'vertebra', 'lumbar' or 'spine' (see `LABEL_SCHEMES`)
     modality: str = "ct" # 'ct' or 'mri' (intensity window, see `spine_nb.transforms.intensity_window`)
     spacing: tuple = (2.0, 2.0, 2.0) # resampling in mm
     patch_size: tuple = (128, 128, 160) # training patch and sliding window in voxels (x, y, z)

@@ -18,15 +18,15 @@ from ...inference.predictor import InputError, PredictionResult, read_input
 from ...inference.writers import finish_prediction
 from ...inference.batch import add_infer_args, infer_main
 from ...networks import count_parameters
-from .plan import build_network, class_labels
+from .plan import build_network, class_labels, scheme_classes
 from ...transforms import plan_input
 from .trainers import sliding_logits
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['STANDARD_LEVELS', 'load_baseline', 'postprocess', 'split_touching', 'levels_by_position', 'verse_labels',
-           'mask_landmarks', 'SemanticPredictor', 'from_model_dir', 'describe', 'probabilities', 'predict',
-           'infer_parser', 'infer_cli']
+__all__ = ['STANDARD_LEVELS', 'load_baseline', 'postprocess', 'split_touching', 'levels_by_position', 'level_discs',
+           'verse_labels', 'mask_landmarks', 'SemanticPredictor', 'from_model_dir', 'describe', 'probabilities',
+           'predict', 'infer_parser', 'infer_cli']
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #86178a22
 _HINT = "train one with `spine-nb train --method baselines` or pass the right --model_dir"
@@ -49,6 +49,7 @@ def postprocess(classes: np.ndarray, # `(X, Y, Z)` class map
                 spacing: Sequence[float], # voxel size in mm
                 min_size_mm3: float = 500.0, # smaller foreground pieces are removed (0: keep all)
                 largest: bool = True, # keep each class's largest piece (a class is one vertebra); False for the generic class
+                several: Sequence[int] = (), # classes made of several pieces (every disc): all pieces kept
                ) -> np.ndarray:
     "The class map after MONAI `RemoveSmallObjects`, `KeepLargestConnectedComponent` (if `largest`) and `FillHoles`, per class."
     from monai.transforms import RemoveSmallObjects, KeepLargestConnectedComponent, FillHoles
@@ -57,7 +58,8 @@ def postprocess(classes: np.ndarray, # `(X, Y, Z)` class map
         fg = RemoveSmallObjects(min_size=max(1, int(round(min_size_mm3 / float(np.prod(spacing))))))(x > 0)
         x = x * torch.as_tensor(fg).bool()
     labs = [int(v) for v in torch.unique(x) if v > 0]
-    if labs and largest: x = KeepLargestConnectedComponent(applied_labels=labs, independent=True, connectivity=1)(x)
+    single = [l for l in labs if l not in set(several)]
+    if single and largest: x = KeepLargestConnectedComponent(applied_labels=single, independent=True, connectivity=1)(x)
     if labs: x = FillHoles(applied_labels=labs)(x)
     return np.asarray(torch.as_tensor(x)[0]).astype(np.uint8)
 
@@ -94,12 +96,28 @@ def levels_by_position(mask: np.ndarray, # `(X, Y, Z)` boolean vertebra mask on 
         out[comp == idx + 1] = STANDARD_LEVELS[start - k]
     return out
 
-# %% ../../../nbs/22c_methods.baselines.predictor.ipynb #12635124
+# %% ../../../nbs/22c_methods.baselines.predictor.ipynb #d31d4069
+def level_discs(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on `grid` (vertebrae 1–28)
+                disc: np.ndarray, # `(X, Y, Z)` boolean mask of every disc
+                grid: Grid) -> np.ndarray:
+    "`labels` with each piece of `disc` labelled 100 + X, X the vertebra above it; pieces touching no vertebra stay 0."
+    from spine_nb.anatomy import _RANK, _above
+    comp, n = ndimage.label(disc); out = labels.copy(); up = lambda m: grid.index_to_world(np.array(ndimage.center_of_mass(m))[None])[0, 2]
+    for k in range(1, n + 1):
+        piece = comp == k; ring = ndimage.binary_dilation(piece, iterations=2) & (labels > 0) & (labels <= 28)
+        labs, counts = np.unique(labels[ring], return_counts=True)
+        labs = [int(l) for l in labs[np.argsort(-counts)][:2] if int(l) in _RANK]
+        if not labs: continue
+        x = min(labs, key=_RANK.get) if len(labs) == 2 else (_above(labs[0]) if up(piece) > up(labels == labs[0]) else labs[0])  # LPS z: superior larger
+        if x: out[piece] = 100 + x
+    return out
+
 def verse_labels(classes: np.ndarray, # `(X, Y, Z)` post-processed class map
                  scheme: str, grid: Grid, bottom_level: str | int = "L5") -> np.ndarray:
-    "The VerSe label map (uint8; SPINEPS 100 + X for the disc below X in the lumbar scheme) of a class map."
+    "The VerSe label map (uint8; SPINEPS 100 + X for the disc below X in the lumbar and spine schemes) of a class map."
     if scheme == "vertebra": return levels_by_position(classes > 0, grid, bottom_level)
-    return class_labels(scheme)[classes]
+    out = class_labels(scheme)[classes]
+    return level_discs(out, classes == scheme_classes("spine").index("disc") + 1, grid) if scheme == "spine" else out
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #8d2cfe9f
 def mask_landmarks(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on `grid`
@@ -107,11 +125,10 @@ def mask_landmarks(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on `grid`
                    classes: np.ndarray | None = None, # the class map (for the scores)
                   ) -> list[dict]:
     "Landmark dicts (label, world, score) of the vertebrae (VerSe ids 1–28) in `labels`, cranial first."
-    from spine_nb.anatomy import _RANK
+    from spine_nb.anatomy import _RANK, body_centres
     ids = [int(v) for v in np.unique(labels) if 0 < v <= 28 and int(v) in _RANK]
-    com = ndimage.center_of_mass(np.ones_like(labels), labels, ids) if ids else []
-    out = []
-    for v, c in zip(ids, com):
+    centres = body_centres(labels, grid.spacing, ids); out = []
+    for v, c in centres.items():
         s = 1.0
         if probs is not None and classes is not None:
             m = labels == v; s = float(probs[int(np.bincount(classes[m]).argmax())][m].mean())
@@ -173,7 +190,8 @@ def predict(self: SemanticPredictor, image, output_dir=None, case: str | None = 
     if landmarks is not None: raise InputError("a MONAI baseline takes no landmarks; it segments the scan directly (drop --landmarks)")
     t0 = time.perf_counter(); image, case, path, t_read = read_input(image, self.modality, case, input_path, read_s); t = {"read": t_read}
     t1 = time.perf_counter(); probs, grid = self.probabilities(image); t["network"] = time.perf_counter() - t1
-    t1 = time.perf_counter(); cls = postprocess(probs.argmax(0).astype(np.uint8), grid.spacing, self.min_size_mm3, largest=self.scheme != "vertebra")
+    t1 = time.perf_counter(); cls = postprocess(probs.argmax(0).astype(np.uint8), grid.spacing, self.min_size_mm3, largest=self.scheme != "vertebra",
+                                                  several=[scheme_classes("spine").index("disc") + 1] if self.scheme == "spine" else [])
     labels = verse_labels(cls, self.scheme, grid, self.bottom_level); lms = mask_landmarks(labels, grid, probs, cls)
     seg = Grid.of(image).resample(from_network(labels, grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)  # smooth label interpolation onto the input grid
     t["postprocess"] = time.perf_counter() - t1

@@ -13,7 +13,7 @@ import torch
 from scipy import ndimage
 from tqdm.auto import tqdm
 from ...core import get_device, LANDMARK_IDS
-from ...anatomy import identify, _RANK
+from ...anatomy import identify, body_centres, _RANK
 from ...data.geometry import Grid, from_network
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints
 from ...inference.predictor import PredictionResult, landmarks_from, read_input
@@ -156,7 +156,9 @@ def predict(self: IterativeFCNPredictor, image, output_dir=None, case: str | Non
     t1 = time.perf_counter(); x, grid = plan_input(image, self.plan); p = self.plan
     min_vox = max(1, int(round(p["min_instance_mm3"] / float(np.prod(grid.spacing)))))
     inst, found = walk_instances(self.net, x[0, 0], p["patch_size"], min_vox, p["max_steps"], self.device, progress=progress); t["walk"] = time.perf_counter() - t1
-    t1 = time.perf_counter(); names = name_instances(found, grid, given)
+    t1 = time.perf_counter(); centres = body_centres(inst, grid.spacing)  # landmarks are body centres, not the instances' centres of mass
+    for f in found: f["centre"] = centres.get(f["instance"], f["centre"])
+    names = name_instances(found, grid, given)
     lut = np.zeros(len(found) + 1, np.uint8)
     for i, n in names.items(): lut[i] = n["label"]
     seg = Grid.of(image).resample(from_network(lut[inst], grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)
