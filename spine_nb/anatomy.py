@@ -17,7 +17,7 @@ from .data.io import DatasetError
 
 # %% auto #0
 __all__ = ['LANDMARK_ORDER', 'LSTV_CLASSES', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify',
-           'chain_neighbours', 'body_centres', 'lstv_status']
+           'chain_neighbours', 'body_centres', 'disc_levels', 'lstv_status']
 
 # %% ../nbs/03_anatomy.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -253,6 +253,23 @@ def body_centres(labels: np.ndarray, # `(X, Y, Z)` label map (VerSe ids), any in
         if n > 1: c = comp == 1 + int(np.argmax(ndimage.sum(dt, comp, range(1, n + 1))))
         out[v] = np.asarray(ndimage.center_of_mass(dt * c)) - 1 + [s.start for s in box]
     return out
+
+# %% ../nbs/03_anatomy.ipynb #81c68b0d
+def disc_levels(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerSe ids 1–28; other values are ignored)
+                disc: np.ndarray, # `(X, Y, Z)` boolean mask of every disc
+                superior=None, # per axis, the world height (mm) gained per voxel step (e.g. a grid's `direction[2] * spacing` in LPS); None: position unknown
+               ) -> tuple[np.ndarray, dict[int, int]]:
+    "(pieces of `disc`, {piece: VerSe id of the vertebra above it}); a piece that touches no vertebra gets none."
+    comp, n = ndimage.label(disc); out = {}; vert = (labels > 0) & (labels <= 28)
+    for k in range(1, n + 1):
+        piece = comp == k; labs, counts = np.unique(labels[ndimage.binary_dilation(piece, iterations=2) & vert], return_counts=True)
+        labs = [int(l) for l in labs[np.argsort(-counts)][:2] if int(l) in _RANK]
+        if len(labs) == 2 or (labs and superior is None): out[k] = min(labs, key=_RANK.get)
+        elif labs:
+            up = np.dot(np.subtract(ndimage.center_of_mass(piece), ndimage.center_of_mass(labels == labs[0])), superior) > 0
+            above = _above(labs[0]) if up else labs[0]
+            if above: out[k] = above
+    return comp, out
 
 # %% ../nbs/03_anatomy.ipynb #baecb0fe
 LSTV_CLASSES = ("normal", "lumbarisation", "sacralisation", "uncertain")

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage
 from ...training.config import TrainConfig, preset_config, saved_config, file_config
 from ...core import LANDMARK_IDS, verse_name
-from ...anatomy import _RANK
+from ...anatomy import _RANK, disc_levels
 
 # %% auto #0
 __all__ = ['LUMBAR_CLASSES', 'LABEL_SCHEMES', 'NETWORKS', 'PRESETS', 'NETWORK_PRESETS', 'scheme_classes', 'encode_labels',
@@ -29,21 +29,11 @@ def scheme_classes(scheme: str # 'verse', 'vertebra', 'lumbar' or 'spine'
     if scheme not in LABEL_SCHEMES: raise ValueError(f"unknown label scheme {scheme!r}; use one of {list(LABEL_SCHEMES)}")
     return LABEL_SCHEMES[scheme]
 
-# %% ../../../nbs/22_methods.baselines.plan.ipynb #5b7ec077
-def _disc_levels(mask: np.ndarray, disc: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
-    "(component labels of `disc`, {component: VerSe id of the vertebra above it}) from the vertebra `mask` it touches."
-    comp, n = ndimage.label(disc); out = {}
-    for k in range(1, n + 1):
-        ring = ndimage.binary_dilation(comp == k, iterations=2) & (mask > 0)
-        labs, counts = np.unique(mask[ring], return_counts=True)
-        labs = [int(l) for l in labs[np.argsort(-counts)][:2] if int(l) in _RANK]
-        if labs: out[k] = min(labs, key=_RANK.get)
-    return comp, out
-
 # %% ../../../nbs/22_methods.baselines.plan.ipynb #02100b2a
 def encode_labels(mask: np.ndarray, # VerSe vertebra ids
                   scheme: str = "verse", # see `LABEL_SCHEMES`
                   semantic: np.ndarray | None = None, # 1 vertebra, 2 disc, 3 canal (needed by 'lumbar' and 'spine')
+                  superior=None, # world height per voxel step along each axis, for the first and last disc (`spine_nb.anatomy.disc_levels`)
                  ) -> np.ndarray:
     "Class map (uint8, same shape) of a case's masks under `scheme`."
     mask = np.asarray(mask); names = scheme_classes(scheme)
@@ -59,7 +49,7 @@ def encode_labels(mask: np.ndarray, # VerSe vertebra ids
         return out
     out = np.zeros(mask.shape, np.uint8)
     for i, vid in enumerate(range(20, 25)): out[mask == vid] = i + 1
-    comp, above = _disc_levels(mask, semantic == 2)
+    comp, above = disc_levels(mask, semantic == 2, superior)
     for k, vid in above.items():
         if 20 <= vid <= 24: out[comp == k] = names.index(f"{verse_name(vid)}/{'S1' if vid == 24 else verse_name(vid + 1)}") + 1
     out[semantic == 3] = names.index("canal") + 1

@@ -101,15 +101,9 @@ def level_discs(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on `grid` (ver
                 disc: np.ndarray, # `(X, Y, Z)` boolean mask of every disc
                 grid: Grid) -> np.ndarray:
     "`labels` with each piece of `disc` labelled 100 + X, X the vertebra above it; pieces touching no vertebra stay 0."
-    from spine_nb.anatomy import _RANK, _above
-    comp, n = ndimage.label(disc); out = labels.copy(); up = lambda m: grid.index_to_world(np.array(ndimage.center_of_mass(m))[None])[0, 2]
-    for k in range(1, n + 1):
-        piece = comp == k; ring = ndimage.binary_dilation(piece, iterations=2) & (labels > 0) & (labels <= 28)
-        labs, counts = np.unique(labels[ring], return_counts=True)
-        labs = [int(l) for l in labs[np.argsort(-counts)][:2] if int(l) in _RANK]
-        if not labs: continue
-        x = min(labs, key=_RANK.get) if len(labs) == 2 else (_above(labs[0]) if up(piece) > up(labels == labs[0]) else labs[0])  # LPS z: superior larger
-        if x: out[piece] = 100 + x
+    from spine_nb.anatomy import disc_levels
+    comp, above = disc_levels(labels, disc, np.asarray(grid.direction)[2] * np.asarray(grid.spacing)); out = labels.copy()
+    for k, x in above.items(): out[comp == k] = 100 + x
     return out
 
 def verse_labels(classes: np.ndarray, # `(X, Y, Z)` post-processed class map

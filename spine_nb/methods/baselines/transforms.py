@@ -35,7 +35,7 @@ class EncodeLabelsd(MapTransform):
         d = dict(data); m = d.pop("mask", None); s = d.pop("semantic", None)
         if m is None: return d
         sem = None if s is None else np.asarray(torch.as_tensor(s)[0])
-        lab = encode_labels(np.asarray(torch.as_tensor(m)[0]), self.scheme, sem)
+        lab = encode_labels(np.asarray(torch.as_tensor(m)[0]), self.scheme, sem, np.asarray(m.affine)[2, :3])  # RAS z: superior
         d["label"] = MetaTensor(torch.from_numpy(lab)[None], affine=m.affine)
         return d
 
