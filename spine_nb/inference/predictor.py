@@ -95,6 +95,7 @@ class PredictionResult:
     vertebra_heatmaps: np.ndarray | None = None # `(27, X, Y, Z)` stage-2 heatmaps
     vertebra_grid: Grid | None = None # their grid
     info: dict = field(default_factory=dict) # case, input path, landmark source, files written
+    semantic: sitk.Image | None = None # UInt8 tissue map on the input grid (1 vertebra, 2 disc, 3 canal), from methods that predict discs and canal
 
 # %% ../../nbs/09_inference.predictor.ipynb #fc4bde30
 @patch

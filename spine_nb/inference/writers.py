@@ -21,7 +21,8 @@ def output_files(output_dir: str | Path, case: str) -> dict[str, Path]:
     "Paths of a case's outputs."
     o = Path(output_dir)
     return {k: o / f"{case}_{k}{ext}" for k, ext in (("segmentation", ".nii.gz"), ("landmarks", ".json"),
-                                                       ("spine_centroid", ".json"), ("metadata", ".json"), ("qc", ".png"), ("dicom_seg", ".dcm"))}
+                                                       ("spine_centroid", ".json"), ("metadata", ".json"), ("qc", ".png"), ("dicom_seg", ".dcm"),
+                                                       ("semantic", ".nii.gz"))}
 
 # %% ../../nbs/09b_inference.writers.ipynb #c594fb84
 def is_complete(output_dir: str | Path, case: str) -> bool:
@@ -89,6 +90,7 @@ def write_outputs(res: PredictionResult, output_dir: str | Path, case: str, save
     from spine_nb.data.io import write_image
     t1 = time.perf_counter(); f = output_files(output_dir, case); img = res.image; written = {}
     if res.segmentation is not None: written["segmentation"] = write_image(res.segmentation, f["segmentation"]); _write_color_tables(Path(output_dir))
+    if res.semantic is not None: written["semantic"] = write_image(res.semantic, f["semantic"])
     written["landmarks"] = _write_landmarks(res, f["landmarks"], ctd_axcodes)
     if dicom_seg:
         from spine_nb.inference.dicomseg import write_dicom_seg
@@ -124,13 +126,15 @@ def finish_prediction(predictor, # the method's predictor (`describe()`, `ctd_or
                       info: dict, # 'case', 'input', 'landmarks_source', ...
                       output_dir=None, # write the case's outputs here
                       qc: bool = True, t0: float | None = None, # `time.perf_counter()` when `predict` began
-                      read_s: float | None = None) -> PredictionResult:
+                      read_s: float | None = None,
+                      semantic: sitk.Image | None = None, # tissue map on the input grid (1 vertebra, 2 disc, 3 canal), if the method has one
+                     ) -> PredictionResult:
     "The `PredictionResult` of one scan, its outputs written to `output_dir` if given."
     from spine_nb.inference.predictor import landmark_records
     t0 = time.perf_counter() if t0 is None else t0
     centre = (np.mean([l["world"] for l in landmarks], 0) if landmarks else
               np.asarray(image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in image.GetSize()])))
-    res = PredictionResult(segmentation, landmark_records(landmarks, image), centre, timings, image, info=info)
+    res = PredictionResult(segmentation, landmark_records(landmarks, image), centre, timings, image, info=info, semantic=semantic)
     if output_dir is not None:
         write_outputs(res, output_dir, info["case"], False, qc, predictor=predictor, t_start=t0 - (read_s or 0.0),
                       ctd_axcodes=getattr(predictor, "ctd_orientation", "PIR"), dicom_seg=getattr(predictor, "dicom_seg", False))

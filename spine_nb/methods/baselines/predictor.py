@@ -25,8 +25,8 @@ _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['STANDARD_LEVELS', 'load_baseline', 'postprocess', 'split_touching', 'levels_by_position', 'level_discs',
-           'verse_labels', 'mask_landmarks', 'SemanticPredictor', 'from_model_dir', 'describe', 'probabilities',
-           'predict', 'infer_parser', 'infer_cli']
+           'verse_labels', 'tissue_map', 'mask_landmarks', 'SemanticPredictor', 'from_model_dir', 'describe',
+           'probabilities', 'predict', 'infer_parser', 'infer_cli']
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #86178a22
 _HINT = "train one with `spine-nb train --method baselines` or pass the right --model_dir"
@@ -113,6 +113,16 @@ def verse_labels(classes: np.ndarray, # `(X, Y, Z)` post-processed class map
     out = class_labels(scheme)[classes]
     return level_discs(out, classes == scheme_classes("spine").index("disc") + 1, grid) if scheme == "spine" else out
 
+# %% ../../../nbs/22c_methods.baselines.predictor.ipynb #c988e91c
+def tissue_map(labels: np.ndarray, # `(X, Y, Z)` VerSe label map (`verse_labels`)
+               classes: np.ndarray, # `(X, Y, Z)` class map it came from
+               scheme: str) -> np.ndarray | None:
+    "`(X, Y, Z)` uint8 tissue map (1 vertebra, 2 disc, 3 canal) of a scheme with discs and canal; None for the others."
+    if "canal" not in scheme_classes(scheme): return None
+    out = np.where((labels > 0) & (labels <= 28), 1, np.where(labels >= 100, 2, 0)).astype(np.uint8)
+    out[classes == scheme_classes(scheme).index("canal") + 1] = 3
+    return out
+
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #8d2cfe9f
 def mask_landmarks(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on `grid`
                    grid: Grid, probs: np.ndarray | None = None, # `(C, X, Y, Z)` class probabilities (for the scores)
@@ -188,8 +198,10 @@ def predict(self: SemanticPredictor, image, output_dir=None, case: str | None = 
                                                   several=[scheme_classes("spine").index("disc") + 1] if self.scheme == "spine" else [])
     labels = verse_labels(cls, self.scheme, grid, self.bottom_level); lms = mask_landmarks(labels, grid, probs, cls)
     seg = Grid.of(image).resample(from_network(labels, grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)  # smooth label interpolation onto the input grid
+    tissue = tissue_map(labels, cls, self.scheme)
+    sem = None if tissue is None else Grid.of(image).resample(from_network(tissue, grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)
     t["postprocess"] = time.perf_counter() - t1
-    return finish_prediction(self, image, seg, lms, t, {"case": case, "input": path, "landmarks_source": "mask centroids"}, output_dir, qc, t0, read_s)
+    return finish_prediction(self, image, seg, lms, t, {"case": case, "input": path, "landmarks_source": "mask centroids"}, output_dir, qc, t0, read_s, semantic=sem)
 
 SemanticPredictor.predict = predict
 
@@ -197,8 +209,8 @@ SemanticPredictor.predict = predict
 def infer_parser() -> argparse.ArgumentParser:
     "Argument parser of `spine-nb infer --method baselines`."
     p = argparse.ArgumentParser(prog="spine-nb infer --method baselines", description="Run a trained MONAI baseline on images. Writes "
-        "<case>_segmentation.nii.gz, <case>_landmarks.json (mask centroids), <case>_spine_centroid.json, <case>_metadata.json and <case>_qc.png "
-        "per case, and summary.csv, as the three-stage method does.", epilog="Complete cases are skipped on a re-run (use --overwrite); failing cases are recorded and the others go on.")
+        "<case>_segmentation.nii.gz, <case>_landmarks.json (vertebral-body centres of the masks), <case>_spine_centroid.json, <case>_metadata.json and <case>_qc.png "
+        "per case (with discs and canal also <case>_semantic.nii.gz: 1 vertebra, 2 disc, 3 canal), and summary.csv, as the three-stage method does.", epilog="Complete cases are skipped on a re-run (use --overwrite); failing cases are recorded and the others go on.")
     p.add_argument("--model_dir", required=True, help="training output folder holding baselines/semantic/checkpoints/fold_<k>/best.pth")
     p.add_argument("--folds", default="0", help="comma-separated folds to ensemble (default: 0)")
     p.add_argument("--bottom_level", default="L5", help="generic vertebra scheme: the level of the lowest vertebra (default L5)")
