@@ -14,16 +14,18 @@ from ...core import LANDMARK_IDS, verse_name
 from ...anatomy import _RANK, disc_levels
 
 # %% auto #0
-__all__ = ['LUMBAR_CLASSES', 'LABEL_SCHEMES', 'NETWORKS', 'PRESETS', 'NETWORK_PRESETS', 'scheme_classes', 'encode_labels',
-           'class_labels', 'BaselineConfig', 'num_classes', 'network_config', 'build_network', 'get_config',
-           'config_from_dict', 'baseline_config']
+__all__ = ['LUMBAR_CLASSES', 'SPINE_LEVELS', 'LABEL_SCHEMES', 'NETWORKS', 'PRESETS', 'NETWORK_PRESETS', 'scheme_classes',
+           'encode_labels', 'class_labels', 'BaselineConfig', 'num_classes', 'network_config', 'build_network',
+           'get_config', 'config_from_dict', 'baseline_config']
 
 # %% ../../../nbs/22_methods.baselines.plan.ipynb #505b3f7f
 LUMBAR_CLASSES: tuple[str, ...] = ("L1", "L2", "L3", "L4", "L5", "L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1", "canal")
+SPINE_LEVELS: dict[str, tuple[int, ...]] = {"spine": tuple(LANDMARK_IDS), "thoracolumbar": (15, 16, 17, 18, 19, 28, 20, 21, 22, 23, 24, 25, 26)}  # VerSe ids of the schemes with a disc class
 LABEL_SCHEMES: dict[str, tuple[str, ...]] = {"verse": tuple(verse_name(i) for i in LANDMARK_IDS), "vertebra": ("vertebra",),
-                                             "lumbar": LUMBAR_CLASSES, "spine": (*(verse_name(i) for i in LANDMARK_IDS), "disc", "canal")}
+                                             "lumbar": LUMBAR_CLASSES,
+                                             **{k: (*(verse_name(i) for i in v), "disc", "canal") for k, v in SPINE_LEVELS.items()}}
 
-def scheme_classes(scheme: str # 'verse', 'vertebra', 'lumbar' or 'spine'
+def scheme_classes(scheme: str # 'verse', 'vertebra', 'lumbar', 'spine' or 'thoracolumbar'
                   ) -> tuple[str, ...]:
     "Names of the foreground classes of `scheme` (class k + 1 is entry k)."
     if scheme not in LABEL_SCHEMES: raise ValueError(f"unknown label scheme {scheme!r}; use one of {list(LABEL_SCHEMES)}")
@@ -37,14 +39,15 @@ def encode_labels(mask: np.ndarray, # VerSe vertebra ids
                  ) -> np.ndarray:
     "Class map (uint8, same shape) of a case's masks under `scheme`."
     mask = np.asarray(mask); names = scheme_classes(scheme)
-    if scheme in ("verse", "spine"):
-        lut = np.zeros(max(256, int(mask.max()) + 1), np.uint8); lut[LANDMARK_IDS] = np.arange(1, len(LANDMARK_IDS) + 1)
+    if scheme == "verse" or scheme in SPINE_LEVELS:
+        ids = list(SPINE_LEVELS.get(scheme, LANDMARK_IDS))
+        lut = np.zeros(max(256, int(mask.max()) + 1), np.uint8); lut[ids] = np.arange(1, len(ids) + 1)
         out = lut[np.clip(mask, 0, None).astype(np.int64)]
         if scheme == "verse": return out
     if scheme == "vertebra": return np.isin(mask, [i for i in LANDMARK_IDS if i != 26]).astype(np.uint8)  # the sacrum is not a vertebra here
     if semantic is None: raise ValueError(f"the {scheme!r} scheme needs the semantic mask (semantic_path: 1 vertebra, 2 disc, 3 canal)")
     semantic = np.asarray(semantic)
-    if scheme == "spine":
+    if scheme in SPINE_LEVELS:
         out[(semantic == 2) & (out == 0)] = names.index("disc") + 1; out[semantic == 3] = names.index("canal") + 1
         return out
     out = np.zeros(mask.shape, np.uint8)
@@ -61,7 +64,7 @@ def class_labels(scheme: str # see `LABEL_SCHEMES`
     "Lookup table class → output label (VerSe id; SPINEPS 100 + X for the disc below X; 0 for background, the generic class and the canal)."
     if scheme == "verse": return np.array([0, *LANDMARK_IDS], np.uint8)
     if scheme == "vertebra": return np.array([0, 0], np.uint8)
-    if scheme == "spine": return np.array([0, *LANDMARK_IDS, 0, 0], np.uint8)  # discs: levels from their neighbours
+    if scheme in SPINE_LEVELS: return np.array([0, *SPINE_LEVELS[scheme], 0, 0], np.uint8)  # discs: levels from their neighbours
     return np.array([0, 20, 21, 22, 23, 24, 120, 121, 122, 123, 124, 0], np.uint8)
 
 # %% ../../../nbs/22_methods.baselines.plan.ipynb #b08dd72e
@@ -71,7 +74,7 @@ class BaselineConfig(TrainConfig):
     method: ClassVar[str] = "baselines"
     stage: ClassVar[str] = "semantic"
     network: str = "unet" # 'unet', 'segresnet' or 'swinunetr'
-    label_scheme: str = "verse" # 'verse', 'vertebra', 'lumbar' or 'spine' (see `LABEL_SCHEMES`)
+    label_scheme: str = "verse" # 'verse', 'vertebra', 'lumbar', 'spine' or 'thoracolumbar' (see `LABEL_SCHEMES`)
     modality: str = "ct" # 'ct' or 'mri' (intensity window, see `spine_nb.transforms.intensity_window`)
     spacing: tuple = (2.0, 2.0, 2.0) # resampling in mm
     patch_size: tuple = (128, 128, 160) # training patch and sliding window in voxels (x, y, z)

@@ -18,7 +18,7 @@ from ...inference.predictor import InputError, PredictionResult, read_input
 from ...inference.writers import finish_prediction
 from ...inference.batch import add_infer_args, infer_main
 from ...networks import count_parameters
-from .plan import build_network, class_labels, scheme_classes
+from .plan import build_network, class_labels, scheme_classes, SPINE_LEVELS
 from ...transforms import plan_input
 from .trainers import sliding_logits
 _log = logging.getLogger(__name__)
@@ -108,10 +108,10 @@ def level_discs(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on `grid` (ver
 
 def verse_labels(classes: np.ndarray, # `(X, Y, Z)` post-processed class map
                  scheme: str, grid: Grid, bottom_level: str | int = "L5") -> np.ndarray:
-    "The VerSe label map (uint8; SPINEPS 100 + X for the disc below X in the lumbar and spine schemes) of a class map."
+    "The VerSe label map (uint8; SPINEPS 100 + X for the disc below X in the schemes with discs) of a class map."
     if scheme == "vertebra": return levels_by_position(classes > 0, grid, bottom_level)
     out = class_labels(scheme)[classes]
-    return level_discs(out, classes == scheme_classes("spine").index("disc") + 1, grid) if scheme == "spine" else out
+    return level_discs(out, classes == scheme_classes(scheme).index("disc") + 1, grid) if scheme in SPINE_LEVELS else out
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #c988e91c
 def tissue_map(labels: np.ndarray, # `(X, Y, Z)` VerSe label map (`verse_labels`)
@@ -195,7 +195,7 @@ def predict(self: SemanticPredictor, image, output_dir=None, case: str | None = 
     t0 = time.perf_counter(); image, case, path, t_read = read_input(image, self.modality, case, input_path, read_s); t = {"read": t_read}
     t1 = time.perf_counter(); probs, grid = self.probabilities(image); t["network"] = time.perf_counter() - t1
     t1 = time.perf_counter(); cls = postprocess(probs.argmax(0).astype(np.uint8), grid.spacing, self.min_size_mm3, largest=self.scheme != "vertebra",
-                                                  several=[scheme_classes("spine").index("disc") + 1] if self.scheme == "spine" else [])
+                                                  several=[scheme_classes(self.scheme).index("disc") + 1] if self.scheme in SPINE_LEVELS else [])
     labels = verse_labels(cls, self.scheme, grid, self.bottom_level); lms = mask_landmarks(labels, grid, probs, cls)
     seg = Grid.of(image).resample(from_network(labels, grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)  # smooth label interpolation onto the input grid
     tissue = tissue_map(labels, cls, self.scheme)

@@ -88,7 +88,7 @@ def train_parser() -> argparse.ArgumentParser:
                                 "cross-validation fold. Checkpoints go to OUTPUT/baselines/semantic/checkpoints/fold_K/, logs (TensorBoard, "
                                 "history.json, config.yaml) to OUTPUT/baselines/semantic/logs/fold_K/.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--network", default=None, choices=list(NETWORKS), help="MONAI network (default: the preset's, unet)")
-    p.add_argument("--label_scheme", default=None, choices=list(LABEL_SCHEMES), help="classes: VerSe levels, one generic vertebra class, the lumbar scheme (L1-L5, their discs, canal) or spine (every level, discs, canal)")
+    p.add_argument("--label_scheme", default=None, choices=list(LABEL_SCHEMES), help="classes: VerSe levels, one generic vertebra class, the lumbar scheme (L1-L5, their discs, canal) spine (every level, discs, canal) or thoracolumbar (T8-S1 levels, discs, canal)")
     p.add_argument("--loss", default=None, choices=["dicece", "dicefocal"], help="MONAI loss")
     p.add_argument("--modality", default=None, help="ct or mri (intensity window)")
     for f, t in (("epochs", int), ("batch_size", int), ("lr", float), ("seed", int), ("num_workers", int), ("num_folds", int)):
