@@ -23,17 +23,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("spine_nb.data.io:info_cli", "describe an image, DICOM folder, _ctd.json or dataset CSV"),
     "train": ("spine_nb.methods.payer.trainers:train_cli", "train one pipeline stage (spine, vertebrae, segmentation) on a CSV fold; --method baselines|iterative_fcn: the other methods"),
     "infer": ("spine_nb.methods.payer.predictor:infer_cli", "run the three-stage pipeline on images, a folder or a CSV; --method baselines|iterative_fcn: the other methods"),
-    "studies": ("spine_nb.methods.payer.predictor:studies_cli", "label lumbar MRI studies in the RSNA layout: SPINEPS-style outputs, LSTV, a study table"),
+    "studies": ("spine_nb.methods.payer.predictor:studies_cli", "label lumbar MRI studies in the RSNA layout: SPINEPS-style outputs, LSTV, a study table; --method baselines: a MONAI baseline with discs and canal"),
     "bench": ("spine_nb.methods.payer.predictor:bench_cli", "time each stage and peak memory on a synthetic 512x512x400 CT"),
     "evaluate": ("spine_nb.evaluation.metrics:evaluate_cli", "VerSe metrics (Dice, HD95, identification) of predictions"),
     "cv": ("spine_nb.methods.payer.cv:cv_cli", "K-fold cross-validation: papermill runs of the notebooks per fold"),
     "weights": ("spine_nb.inference.weights:weights_cli", "shipped and downloadable model weights: list, verify, download, pack, archive"),
     "demo": ("spine_nb.cli:demo_cli", "the main job end to end on the synthetic default dataset"),
 }
-METHODS: tuple[str, ...] = ("payer", "baselines", "iterative_fcn")  # `--method` of train and infer; the first is the default
+METHODS: tuple[str, ...] = ("payer", "baselines", "iterative_fcn")  # `--method` of train, infer (and studies); the first is the default
 METHOD_COMMANDS: dict[tuple[str, str], str] = {  # (command, method) -> its function, where the method is not the default
     ("train", "baselines"): "spine_nb.methods.baselines.trainers:train_cli",
     ("infer", "baselines"): "spine_nb.methods.baselines.predictor:infer_cli",
+    ("studies", "baselines"): "spine_nb.methods.baselines.predictor:studies_cli",
     ("train", "iterative_fcn"): "spine_nb.methods.iterative_fcn.trainers:train_cli",
     ("infer", "iterative_fcn"): "spine_nb.methods.iterative_fcn.predictor:infer_cli",
 }

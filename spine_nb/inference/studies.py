@@ -4,7 +4,7 @@
 
 # %% ../../nbs/09f_inference.studies.ipynb #0472a459
 from __future__ import annotations
-import json, logging, time, traceback, warnings
+import argparse, json, logging, time, traceback, warnings
 from pathlib import Path
 from typing import Sequence
 import numpy as np
@@ -21,7 +21,7 @@ _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['study_files', 'vertebra_records', 'study_complete', 'study_row', 'StudyError', 'run_study', 'run_studies',
-           'studies_table']
+           'studies_table', 'add_studies_args', 'report_studies']
 
 # %% ../../nbs/09f_inference.studies.ipynb #7677f0e4
 def study_files(out: str | Path, # the run's output folder
@@ -168,3 +168,23 @@ def studies_table(out: str | Path, # the run's output folder
         except (OSError, ValueError): rows.append({"study_id": i, "status": "error", "error": "no metadata written (the job did not finish)"})
     table = pd.DataFrame(rows); atomic_write(Path(out) / "studies.csv", lambda p: table.to_csv(p, index=False))
     return table
+
+# %% ../../nbs/09f_inference.studies.ipynb #44afad02
+def add_studies_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "`p` with the arguments of `spine-nb studies` that every method takes (the model arguments are the method's)."
+    p.add_argument("root", help="RSNA folder holding train_images/ (or test_images/), or the folder of study folders")
+    p.add_argument("--studies", default=None, help="which studies: valid_id.npy, a CSV with study_id, or a text file of ids (default: every study folder)")
+    p.add_argument("--series_csv", default=None, help="*_series_descriptions.csv (default: found beside the images; else the DICOM descriptions)")
+    p.add_argument("--output", default=None, help="results folder (default: outputs/studies)")
+    p.add_argument("--limit", type=int, default=None, help="trial mode: at most this many studies")
+    p.add_argument("--overwrite", action="store_true", help="re-run complete studies")
+    p.add_argument("--device", default=None, help="torch device (default: best available)")
+    p.add_argument("--no_qc", action="store_true", help="do not write QC pictures")
+    return p
+
+def report_studies(table: pd.DataFrame, # the study table of a run
+                   out: str | Path) -> int:
+    "Log the counts per status and LSTV class; 1 if a study failed, else 0 (the exit code of `spine-nb studies`)."
+    _log.info("%s -> %s", ", ".join(f"{n} {k}" for k, n in table["status"].value_counts().items()), Path(out) / "studies.csv")
+    if "lstv" in table: _log.info("LSTV: %s", ", ".join(f"{n} {k}" for k, n in table["lstv"].value_counts().items()) or "none named")
+    return 1 if (table["status"] == "error").any() else 0

@@ -26,7 +26,7 @@ _log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['STANDARD_LEVELS', 'load_baseline', 'postprocess', 'split_touching', 'levels_by_position', 'level_discs',
            'verse_labels', 'tissue_map', 'mask_landmarks', 'SemanticPredictor', 'from_model_dir', 'describe',
-           'probabilities', 'predict', 'infer_parser', 'infer_cli']
+           'probabilities', 'predict', 'infer_parser', 'infer_cli', 'studies_parser', 'studies_cli']
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #86178a22
 _HINT = "train one with `spine-nb train --method baselines` or pass the right --model_dir"
@@ -221,3 +221,29 @@ def infer_cli(argv: list[str] | None = None) -> int:
     make = lambda a: SemanticPredictor.from_model_dir(a.model_dir, [int(f) for f in str(a.folds).split(",") if f.strip()], a.device,
                                                       bottom_level=a.bottom_level, ctd_orientation=a.ctd_orientation)
     return infer_main(infer_parser().parse_args(argv), make)
+
+# %% ../../../nbs/22c_methods.baselines.predictor.ipynb #e041eaee
+def studies_parser() -> argparse.ArgumentParser:
+    "Argument parser of `spine-nb studies --method baselines`."
+    from spine_nb.inference.studies import add_studies_args
+    from spine_nb.core import add_verbosity_args
+    p = argparse.ArgumentParser(prog="spine-nb studies --method baselines", description="Label lumbar MRI studies in the RSNA layout with a trained "
+        "MONAI baseline: pick the sagittal T2/STIR series, convert it, segment it, write SPINEPS-style outputs (discs and seg-spine with the "
+        "lumbar, spine or thoracolumbar schemes), name the lumbosacral transition (LSTV) and write studies.csv.",
+        epilog="Complete studies are skipped on a re-run (use --overwrite); failing studies are recorded and the others go on.")
+    add_studies_args(p)
+    p.add_argument("--model_dir", required=True, help="training output folder holding baselines/semantic/checkpoints/fold_<k>/best.pth")
+    p.add_argument("--folds", default="0", help="comma-separated folds to ensemble (default: 0)")
+    return add_verbosity_args(p)
+
+def studies_cli(argv: list[str] | None = None) -> int:
+    "`spine-nb studies --method baselines`: 0, or 1 if a study failed (2 for unusable arguments)."
+    import sys
+    from spine_nb.inference.studies import run_studies, report_studies
+    from spine_nb.core import setup_logging, verbosity, outputs_root, progress_on
+    a = studies_parser().parse_args(argv); setup_logging(verbosity(a)); out = Path(a.output) if a.output else outputs_root() / "studies"
+    try:
+        pred = SemanticPredictor.from_model_dir(a.model_dir, [int(f) for f in str(a.folds).split(",") if f.strip()], a.device)
+        table = run_studies(pred, a.root, out, a.studies, a.series_csv, a.limit, a.overwrite, not a.no_qc, progress_on())
+    except (ValueError, OSError) as e: print(f"spine-nb studies: {e}", file=sys.stderr); return 2
+    return report_studies(table, out)

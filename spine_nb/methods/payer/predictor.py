@@ -510,17 +510,11 @@ def studies_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spine-nb studies", description="Label lumbar MRI studies in the RSNA layout (<root>/train_images/<study>/<series>/<n>.dcm): "
         "pick the sagittal T2/STIR series, convert it, run the three-stage pipeline, write SPINEPS-style outputs, name the lumbosacral transition (LSTV) "
         "and write studies.csv.", epilog="Complete studies are skipped on a re-run (use --overwrite); failing studies are recorded and the others go on.")
-    p.add_argument("root", help="RSNA folder holding train_images/ (or test_images/), or the folder of study folders")
-    p.add_argument("--studies", default=None, help="which studies: valid_id.npy, a CSV with study_id, or a text file of ids (default: every study folder)")
-    p.add_argument("--series_csv", default=None, help="*_series_descriptions.csv (default: found beside the images; else the DICOM descriptions)")
-    p.add_argument("--output", default=None, help="results folder (default: outputs/studies)")
-    p.add_argument("--limit", type=int, default=None, help="trial mode: at most this many studies")
-    p.add_argument("--overwrite", action="store_true", help="re-run complete studies")
+    from spine_nb.inference.studies import add_studies_args
+    add_studies_args(p)
     p.add_argument("--model_dir", default=None, help="training output folder (payer/<stage>/checkpoints/fold_<k>/best.pth); default: the shipped families")
     p.add_argument("--weights", default=None, help="a shipped or downloaded weights family by name")
     p.add_argument("--folds", default="0", help="folds to ensemble with --model_dir")
-    p.add_argument("--device", default=None, help="torch device (default: best available)")
-    p.add_argument("--no_qc", action="store_true", help="do not write QC pictures")
     p.add_argument("--jobs", type=int, default=0, help="split the studies into this many submitit jobs (one array task per chunk; "
                    "--executor slurm for a cluster); 0: run them in this process (default)")
     from spine_nb.methods.payer.cv import _add_scaleout_arguments
@@ -544,8 +538,8 @@ def _studies_job(root: str, out: str, ids: list[str], series_csv, model_dir, wei
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #1fd07fe6
 def studies_cli(argv: list[str] | None = None) -> int:
-    "`spine-nb studies`: returns 0, or 1 if any study failed (2 for unusable arguments)."
-    from spine_nb.inference.studies import run_studies, studies_table
+    "`spine-nb studies` with the three-stage method: returns 0, or 1 if any study failed (2 for unusable arguments)."
+    from spine_nb.inference.studies import run_studies, studies_table, report_studies
     from spine_nb.data.rsna import discover_rsna, read_study_list
     from spine_nb.core import progress_on
     a = studies_parser().parse_args(argv); setup_logging(verbosity(a))
@@ -567,9 +561,7 @@ def studies_cli(argv: list[str] | None = None) -> int:
             table = studies_table(out, ids, missing, skipped=[i for i in ids if i not in todo])
     except (ValueError, OSError, CheckpointError, WeightsError) as e:
         print(f"spine-nb studies: {e}", file=sys.stderr); return 2
-    _log.info("%s -> %s", ", ".join(f"{n} {k}" for k, n in table["status"].value_counts().items()), out / "studies.csv")
-    if "lstv" in table: _log.info("LSTV: %s", ", ".join(f"{n} {k}" for k, n in table["lstv"].value_counts().items()) or "none named")
-    return 1 if (table["status"] == "error").any() else 0
+    return report_studies(table, out)
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #7e21fdc9
 def _centroids_inside(ph: dict) -> dict[int, list]:
