@@ -51,7 +51,7 @@ def postprocess(classes: np.ndarray, # `(X, Y, Z)` class map
                 largest: bool = True, # keep each class's largest piece (a class is one vertebra); False for the generic class
                 several: Sequence[int] = (), # classes made of several pieces (every disc): all pieces kept
                ) -> np.ndarray:
-    "The class map after MONAI `RemoveSmallObjects`, `KeepLargestConnectedComponent` (if `largest`) and `FillHoles`, per class."
+    "The class map after MONAI `RemoveSmallObjects`, `KeepLargestConnectedComponent` (if `largest`; then one-piece classes under `min_size_mm3` go) and `FillHoles`, per class."
     from monai.transforms import RemoveSmallObjects, KeepLargestConnectedComponent, FillHoles
     x = torch.as_tensor(classes.astype(np.int64))[None]
     if min_size_mm3 > 0:
@@ -60,6 +60,10 @@ def postprocess(classes: np.ndarray, # `(X, Y, Z)` class map
     labs = [int(v) for v in torch.unique(x) if v > 0]
     single = [l for l in labs if l not in set(several)]
     if single and largest: x = KeepLargestConnectedComponent(applied_labels=single, independent=True, connectivity=1)(x)
+    if single and min_size_mm3 > 0:  # a one-piece class smaller than an object (a sliver on its neighbour) is no vertebra
+        counts = torch.bincount(torch.as_tensor(x).flatten().long(), minlength=max(single) + 1).tolist()
+        for l in single:
+            if counts[l] * float(np.prod(spacing)) < min_size_mm3: x = torch.where(torch.as_tensor(x) == l, 0, torch.as_tensor(x))
     if labs: x = FillHoles(applied_labels=labs)(x)
     return np.asarray(torch.as_tensor(x)[0]).astype(np.uint8)
 
