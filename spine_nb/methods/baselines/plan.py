@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Mapping
 import numpy as np
-from scipy import ndimage
 from ...training.config import TrainConfig, preset_config, saved_config, file_config
 from ...core import LANDMARK_IDS, verse_name
-from ...anatomy import _RANK, disc_levels
+from ...anatomy import disc_levels
 
 # %% auto #0
 __all__ = ['LUMBAR_CLASSES', 'SPINE_LEVELS', 'LABEL_SCHEMES', 'NETWORKS', 'PRESETS', 'NETWORK_PRESETS', 'scheme_classes',

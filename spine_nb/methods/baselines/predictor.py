@@ -61,9 +61,9 @@ def postprocess(classes: np.ndarray, # `(X, Y, Z)` class map
     single = [l for l in labs if l not in set(several)]
     if single and largest: x = KeepLargestConnectedComponent(applied_labels=single, independent=True, connectivity=1)(x)
     if single and min_size_mm3 > 0:  # a one-piece class smaller than an object (a sliver on its neighbour) is no vertebra
-        counts = torch.bincount(torch.as_tensor(x).flatten().long(), minlength=max(single) + 1).tolist()
-        for l in single:
-            if counts[l] * float(np.prod(spacing)) < min_size_mm3: x = torch.where(torch.as_tensor(x) == l, 0, torch.as_tensor(x))
+        x = torch.as_tensor(x); counts = torch.bincount(x.flatten().long(), minlength=max(single) + 1)
+        small = [l for l in single if float(counts[l]) * float(np.prod(spacing)) < min_size_mm3]
+        if small: x = torch.where(torch.isin(x, torch.tensor(small)), 0, x)
     if labs: x = FillHoles(applied_labels=labs)(x)
     return np.asarray(torch.as_tensor(x)[0]).astype(np.uint8)
 
