@@ -7,6 +7,7 @@
 #   make lstv      LSTV classes of 30 synthetic RSNA-layout lumbar MRI studies labelled with the MR weights (~5 min;
 #                  LSTV_MODELS=DIR [LSTV_METHOD=baselines] for trained models)
 #   make compare   every method on the same held-out phantoms and real scans (trains the MONAI baselines once, ~30 min each)
+#   make compare-mr the same on lumbar and thoracolumbar MR phantoms and the real MRI, discs and canal scored (~1 h with training)
 #   make realcheck the real-scan benchmark: run the shipped weights (REALCHECK_MODELS=DIR for others) on every scan of ../shared/data/real
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -16,10 +17,10 @@ STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr learning-curve lstv realcheck compare
+.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr learning-curve lstv realcheck compare compare-mr
 
 help:
-	@echo "make demo | make test | make lab | make export | make accuracy | make accuracy-mr | make learning-curve | make lstv | make realcheck | make compare"
+	@echo "make demo | make test | make lab | make export | make accuracy | make accuracy-mr | make learning-curve | make lstv | make realcheck | make compare | make compare-mr"
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -117,3 +118,24 @@ compare: env
 	  -p test_csvs "$(abspath $(COMPARE_DIR))/test_data/dataset.csv,$(abspath $(COMPARE_DIR))/test_data_2000/dataset.csv,$(abspath $(COMPARE_DIR))/test_data_3000/dataset.csv" \
 	  -p iterative_fcn_model_dir $(abspath $(COMPARE_DIR))/models/iterative_fcn -p baselines "$(foreach b,$(COMPARE_BASELINES),$(firstword $(subst =, ,$(b))):$(abspath $(COMPARE_DIR))/models/$(firstword $(subst =, ,$(b))),)" -p device cpu
 	cat $(COMPARE_DIR)/compare_methods.csv
+
+# make compare-mr: MR phantoms (60 lumbar of seed 0 and 40 thoracolumbar of seed 7 to train; 10 lumbar of seed 1000 and 10
+# thoracolumbar of seed 1007 held out), the MONAI baselines of the MR schemes trained once (COMPARE_MR_BASELINES:
+# NAME=NETWORK:SCHEME:TRAINING_SET:EPOCHS; train_spine = train_data + train_tl), the experimental three-stage MR family
+COMPARE_MR_DIR ?= outputs/compare_mr
+COMPARE_MR_BASELINES ?= unet-lumbar-aug=unet:lumbar:train_data:60 unet-tl=unet:thoracolumbar:train_spine:40
+compare-mr: env
+	mkdir -p $(COMPARE_MR_DIR)/models
+	for s in 0:60:lumbar:train_data 7:40:thoracolumbar:train_tl 1000:10:lumbar:test_data 1007:10:thoracolumbar:test_tl; do IFS=: read seed n fov name <<< "$$s"; \
+	  test -f $(COMPARE_MR_DIR)/$$name/dataset.csv || $(BIN)/spine-nb phantom --out $(COMPARE_MR_DIR)/$$name --n $$n --seed $$seed --modality mr --fov $$fov --workers 2 -q || exit 1; done
+	test -f $(COMPARE_MR_DIR)/train_spine/dataset.csv || $(BIN)/python -c "import sys, pandas as pd; from spine_nb.data.io import read_dataset_csv, write_dataset_csv; \
+	  write_dataset_csv(pd.concat([read_dataset_csv(c).assign(name=lambda d, k=k: d['name'] + k, subject=lambda d, k=k: d['subject'] + k) for c, k in zip(sys.argv[1:3], ('', '-tl'))]), sys.argv[3])" \
+	  $(COMPARE_MR_DIR)/train_data/dataset.csv $(COMPARE_MR_DIR)/train_tl/dataset.csv $(COMPARE_MR_DIR)/train_spine/dataset.csv
+	for b in $(COMPARE_MR_BASELINES); do name=$${b%%=*}; IFS=: read net scheme data epochs <<< "$${b#*=}"; \
+	  test -f $(COMPARE_MR_DIR)/models/$$name/baselines/semantic/checkpoints/fold_0/best.pth || \
+	  $(BIN)/spine-nb train --method baselines --csv $(COMPARE_MR_DIR)/$$data/dataset.csv --output $(COMPARE_MR_DIR)/models/$$name --modality mri \
+	    --preset cpu --network $$net --label_scheme $$scheme --epochs $$epochs --device cpu --no_progress || exit 1; done
+	$(BIN)/papermill nbs/pipelines/35_compare.ipynb $(COMPARE_MR_DIR)/35_compare.ipynb --log-output -p run_dir $(abspath $(COMPARE_MR_DIR)) \
+	  -p test_csvs "$(abspath $(COMPARE_MR_DIR))/test_data/dataset.csv,$(abspath $(COMPARE_MR_DIR))/test_tl/dataset.csv" -p payer_family payer-mr-cpu \
+	  -p baselines "$(foreach b,$(COMPARE_MR_BASELINES),$(firstword $(subst =, ,$(b))):$(abspath $(COMPARE_MR_DIR))/models/$(firstword $(subst =, ,$(b))),)" -p device cpu
+	cat $(COMPARE_MR_DIR)/compare_methods.csv

@@ -260,13 +260,15 @@ def disc_levels(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerSe ids 
                 superior=None, # per axis, the world height (mm) gained per voxel step (e.g. a grid's `direction[2] * spacing` in LPS); None: position unknown
                ) -> tuple[np.ndarray, dict[int, int]]:
     "(pieces of `disc`, {piece: VerSe id of the vertebra above it}); a piece that touches no vertebra gets none."
-    comp, n = ndimage.label(disc); out = {}; vert = (labels > 0) & (labels <= 28)
-    for k in range(1, n + 1):
-        piece = comp == k; labs, counts = np.unique(labels[ndimage.binary_dilation(piece, iterations=2) & vert], return_counts=True)
+    comp, n = ndimage.label(disc); out, centres = {}, {}; vert = (labels > 0) & (labels <= 28)
+    for k, box in enumerate(ndimage.find_objects(comp), 1):   # each piece in its box grown by the dilation: fast on 1 mm scans
+        sl = tuple(slice(max(s.start - 3, 0), s.stop + 3) for s in box); piece = comp[sl] == k
+        labs, counts = np.unique(labels[sl][ndimage.binary_dilation(piece, iterations=2) & vert[sl]], return_counts=True)
         labs = [int(l) for l in labs[np.argsort(-counts)][:2] if int(l) in _RANK]
         if len(labs) == 2 or (labs and superior is None): out[k] = min(labs, key=_RANK.get)
         elif labs:
-            up = np.dot(np.subtract(ndimage.center_of_mass(piece), ndimage.center_of_mass(labels == labs[0])), superior) > 0
+            if labs[0] not in centres: centres[labs[0]] = np.array(ndimage.center_of_mass(labels == labs[0]))
+            up = np.dot(np.add(ndimage.center_of_mass(piece), [s.start for s in sl]) - centres[labs[0]], superior) > 0
             above = _above(labs[0]) if up else labs[0]
             if above: out[k] = above
     return comp, out

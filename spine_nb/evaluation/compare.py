@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 from ..networks import count_parameters
-from .metrics import VerSeMetrics
+from .metrics import VerSeMetrics, tissue_scores
 from .heldout import case_truth
 
 # %% auto #0
@@ -23,13 +23,17 @@ def score_case(predictor, # anything with `predict(image, qc=False) -> Predictio
                row: Mapping, # a dataset-CSV row: name, image_path, mask_path, centroid_json_path (fov, modality optional)
                method: str = "", # the name the rows carry
               ) -> tuple[dict, list[dict]]:
-    "(case row, per-true-vertebra rows) of one scan: VerSe metrics of the prediction and its time."
+    "(case row, per-true-vertebra rows) of one scan: VerSe metrics of the prediction, its time and (with a `semantic_path`) disc and canal Dice."
     img, mask, gt = case_truth(row)
     t0 = time.perf_counter(); res = predictor.predict(img, qc=False); dt = time.perf_counter() - t0
     m = VerSeMetrics().evaluate_case(res.segmentation, mask, res.landmarks_world(), gt)
     a = m["aggregate"]
     case = dict(method=method, case=row["name"], fov=row.get("fov", ""), modality=row.get("modality", ""), n_true=len(gt),
                 n_pred=len(res.landmarks), id_rate=a["id_rate"], mld_mm=a["mld"], dice=a["dice_mean"], hd95_mm=a["hd95_mean"], predict_s=dt)
+    if isinstance(row.get("semantic_path"), str) and row["semantic_path"]:   # discs named by level, all discs, canal (NaN: not predicted)
+        from spine_nb.data.io import read_image
+        ts = tissue_scores(res.segmentation, res.semantic, mask, read_image(row["semantic_path"]))
+        case.update({k: ts[k] for k in ("disc_dice", "disc_tissue_dice", "canal_dice")})
     verts = [dict(method=method, case=row["name"], fov=row.get("fov", ""), **{k: v[k] for k in ("label", "name", "region", "status", "dice", "hd95", "loc_dist", "id_hit")})
              for v in m["vertebrae"] if v["status"] != "extra"]
     return case, verts
@@ -81,7 +85,7 @@ def method_summary(cases: pd.DataFrame, # `score_method`'s case tables of all me
                    verts: pd.DataFrame, # their per-vertebra tables, concatenated
                    info: Mapping[str, Mapping] | None = None, # {method: {'parameters': n, 'training_min': m, ...}}
                   ) -> pd.DataFrame:
-    "One row per method (in order of appearance): cases, vertebrae, identification, MLD, Dice, HD95, share of scans with the right vertebra count, s per scan, costs."
+    "One row per method (in order of appearance): cases, vertebrae, identification, MLD, Dice, HD95, share of scans with the right vertebra count, s per scan, disc and canal Dice (where scored), costs."
     rows = []
     for meth in dict.fromkeys(cases["method"]):
         c = cases[cases["method"] == meth]; ok = c[c["error"].isna()] if "error" in c else c
@@ -91,7 +95,9 @@ def method_summary(cases: pd.DataFrame, # `score_method`'s case tables of all me
                      "id_rate": float(hit.mean()) if len(v) else np.nan, "mld_mm": float(v["loc_dist"].mean()) if len(v) else np.nan,
                      "dice": float(v["dice"].mean()) if len(v) else np.nan, "hd95_mm": float(v["hd95"].median()) if len(v) else np.nan,
                      "count_right": float((ok["n_pred"] == ok["n_true"]).mean()) if len(ok) else np.nan,  # failed cases excluded, as for the time
-                     "predict_s": float(ok["predict_s"].mean()) if len(ok) else np.nan, **dict((info or {}).get(meth, {}))})
+                     "predict_s": float(ok["predict_s"].mean()) if len(ok) else np.nan,
+                     **{k: float(ok[k].mean()) for k in ("disc_dice", "disc_tissue_dice", "canal_dice") if k in ok},  # NaN: not predicted
+                     **dict((info or {}).get(meth, {}))})
     return pd.DataFrame(rows)
 
 # %% ../../nbs/10c_evaluation.compare.ipynb #18c66468

@@ -20,7 +20,8 @@ _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['check_same_grid', 'as_label_array', 'mask_centroids', 'binary_metrics', 'identification_hits', 'summarise_rows',
-           'VerSeMetrics', 'evaluate_case', 'summary_path', 'evaluate_dataset', 'dataset_summary', 'evaluate_cli']
+           'VerSeMetrics', 'evaluate_case', 'tissue_scores', 'summary_path', 'evaluate_dataset', 'dataset_summary',
+           'evaluate_cli']
 
 # %% ../../nbs/10_evaluation.metrics.ipynb #24fe5b9b
 def _grid_differences(pred: sitk.Image, gt: sitk.Image, tol: float = 1e-3) -> list[str]:
@@ -251,6 +252,31 @@ def evaluate_case(pred_seg: np.ndarray | sitk.Image, # predicted VerSe label map
                  ) -> dict:
     "VerSe metrics of one case with default settings (see `VerSeMetrics.evaluate_case`)."
     return VerSeMetrics(spacing).evaluate_case(pred_seg, gt_seg, pred_ctd, gt_ctd)
+
+# %% ../../nbs/10_evaluation.metrics.ipynb #a4ec2ef0
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    "Dice of two boolean masks (NaN when both are empty)."
+    n = int(a.sum()) + int(b.sum())
+    return 2.0 * int((a & b).sum()) / n if n else _NAN
+
+def tissue_scores(pred_seg: sitk.Image, # predicted VerSe label map; discs as 100 + X (SPINEPS) where the method names them
+                  pred_tissue: sitk.Image | None, # predicted tissue map (1 vertebra, 2 disc, 3 canal); None: the method makes none
+                  gt_seg: sitk.Image, # reference vertebra label map (VerSe ids)
+                  gt_tissue: sitk.Image, # reference tissue map on the grid of `gt_seg` (1 vertebra, 2 disc, 3 canal)
+                 ) -> dict:
+    "Dice per reference disc with the predicted disc of its level (`discs`, mean `disc_dice`; missed 0), of all discs as one tissue and of the canal."
+    from spine_nb.anatomy import disc_levels
+    on = lambda im: sitk.GetArrayFromImage(sitk.Resample(im, gt_seg, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt16))
+    g, gt, p = sitk.GetArrayFromImage(gt_seg), sitk.GetArrayFromImage(gt_tissue), on(pred_seg)
+    pt = on(pred_tissue) if pred_tissue is not None else None
+    if pt is None and not (p >= 100).any(): return dict(discs={}, disc_dice=_NAN, n_discs=0, disc_tissue_dice=_NAN, canal_dice=_NAN)
+    up = (np.asarray(gt_seg.GetDirection()).reshape(3, 3)[2] * np.asarray(gt_seg.GetSpacing()))[::-1]   # height per step along (z, y, x)
+    comp, above = disc_levels(g, gt == 2, up); truth = np.zeros(g.shape, np.uint16)
+    for k, x in above.items(): truth[comp == k] = 100 + x
+    discs = {int(d): _dice(truth == d, p == d) for d in np.unique(truth[truth > 0])}
+    pdisc = pt == 2 if pt is not None else p >= 100
+    return dict(discs=discs, disc_dice=_mean(discs.values()), n_discs=len(discs), disc_tissue_dice=_dice(gt == 2, pdisc),
+                canal_dice=_dice(gt == 3, pt == 3) if pt is not None else _NAN)
 
 # %% ../../nbs/10_evaluation.metrics.ipynb #4cafde1b
 def _io():

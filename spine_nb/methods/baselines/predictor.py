@@ -4,7 +4,7 @@
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #82c31e59
 from __future__ import annotations
-import argparse, logging, time
+import argparse, logging, time, warnings
 from pathlib import Path
 from typing import Sequence
 import numpy as np
@@ -55,7 +55,9 @@ def postprocess(classes: np.ndarray, # `(X, Y, Z)` class map
     from monai.transforms import RemoveSmallObjects, KeepLargestConnectedComponent, FillHoles
     x = torch.as_tensor(classes.astype(np.int64))[None]
     if min_size_mm3 > 0:
-        fg = RemoveSmallObjects(min_size=max(1, int(round(min_size_mm3 / float(np.prod(spacing))))))(x > 0)
+        with warnings.catch_warnings():   # MONAI 1.6 still passes scikit-image 0.26's deprecated `min_size` (same meaning here)
+            warnings.filterwarnings("ignore", message=".*min_size.*deprecated", category=FutureWarning)
+            fg = RemoveSmallObjects(min_size=max(1, int(round(min_size_mm3 / float(np.prod(spacing))))))(x > 0)
         x = x * torch.as_tensor(fg).bool()
     labs = [int(v) for v in torch.unique(x) if v > 0]
     single = [l for l in labs if l not in set(several)]
