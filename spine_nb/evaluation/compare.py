@@ -110,23 +110,38 @@ def fov_summary(cases: pd.DataFrame, verts: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)[["method", "fov", "cases", "vertebrae", "id_rate", "mld_mm", "dice", "hd95_mm"]] if out else pd.DataFrame()
 
 # %% ../../nbs/10c_evaluation.compare.ipynb #a1c37107
+_TISSUE = {"disc_dice": "discs by level", "disc_tissue_dice": "all discs", "canal_dice": "canal"}
+
+def _tissue_table(cases: pd.DataFrame) -> pd.DataFrame:
+    "Long table (method, what, dice) of the disc and canal Dice of the cases that have them (empty when none do)."
+    cols = [c for c in _TISSUE if c in cases and cases[c].notna().any()]
+    if not cols: return pd.DataFrame(columns=["method", "what", "dice"])
+    t = cases[["method", *cols]].melt(id_vars="method", var_name="what", value_name="dice").dropna(subset=["dice"])
+    return t.assign(what=t["what"].map(_TISSUE))
+
 def plot_comparison(cases: pd.DataFrame, # all methods' case tables
                     verts: pd.DataFrame, # all methods' per-vertebra tables
                     title: str = "") -> "matplotlib.figure.Figure":
-    "Three panels: per-vertebra Dice per method, identification per field of view and method, seconds per scan."
+    "Per-vertebra Dice per method, identification per field of view and method, seconds per scan, and disc and canal Dice where scored."
     import matplotlib.pyplot as plt, seaborn as sns
-    order = list(dict.fromkeys(cases["method"]))
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [1.2, 1.4, 0.8]})
+    order = list(dict.fromkeys(cases["method"])); tis = _tissue_table(cases)
+    colours = dict(zip(order, sns.color_palette(n_colors=len(order))))   # one colour per method in every panel
+    panels = [("per-vertebra Dice (missed = 0)", "Dice"), ("identification rate (VerSe, 20 mm)", "identified"), ("inference time", "s per scan")]
+    if len(tis): panels.append(("discs and canal (mean Dice per case)", "Dice"))
+    fig, ax = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), gridspec_kw={"width_ratios": [1.2, 1.4, 0.8, 1.2][:len(panels)]})
     if len(verts):
         sns.boxplot(data=verts, x="method", y="dice", order=order, ax=ax[0], color="0.85", fliersize=0)
         sns.stripplot(data=verts, x="method", y="dice", order=order, ax=ax[0], size=2.5, alpha=0.5, hue="region", jitter=0.25)
         ax[0].legend(fontsize=7, loc="lower left", title=None)
         fs = fov_summary(cases, verts)
-        sns.barplot(data=fs, x="fov", y="id_rate", hue="method", hue_order=order, ax=ax[1])
+        sns.barplot(data=fs, x="fov", y="id_rate", hue="method", hue_order=order, palette=colours, ax=ax[1])
         ax[1].legend(fontsize=7, title=None, loc="upper center", ncol=min(3, len(order)))  # above the bars, not on them
     ok = cases[cases["error"].isna()] if "error" in cases else cases
     if len(ok): sns.barplot(data=ok, x="method", y="predict_s", order=order, ax=ax[2], color="tab:gray", errorbar="sd")
-    for a, (t, y) in zip(ax, [("per-vertebra Dice (missed = 0)", "Dice"), ("identification rate (VerSe, 20 mm)", "identified"), ("inference time", "s per scan")]):
+    if len(tis):
+        sns.barplot(data=tis, x="what", y="dice", hue="method", hue_order=[m for m in order if m in set(tis["method"])], palette=colours, ax=ax[3], errorbar="sd")
+        ax[3].legend(fontsize=7, title=None, loc="upper center", ncol=2); ax[3].set_ylim(0, 1.25); ax[3].set_yticks(np.linspace(0, 1, 6))
+    for a, (t, y) in zip(ax, panels):
         a.set_title(t, fontsize=10); a.set_ylabel(y); a.set_xlabel(""); a.tick_params(axis="x", labelsize=8)
         plt.setp(a.get_xticklabels(), rotation=20, ha="right", rotation_mode="anchor")
     ax[0].set_ylim(-0.02, 1.02); ax[1].set_ylim(0, 1.25); ax[1].set_yticks(np.linspace(0, 1, 6))
