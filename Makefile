@@ -119,15 +119,17 @@ compare: env
 	  -p iterative_fcn_model_dir $(abspath $(COMPARE_DIR))/models/iterative_fcn -p baselines "$(foreach b,$(COMPARE_BASELINES),$(firstword $(subst =, ,$(b))):$(abspath $(COMPARE_DIR))/models/$(firstword $(subst =, ,$(b))),)" -p device cpu
 	cat $(COMPARE_DIR)/compare_methods.csv
 
-# make compare-mr: MR phantoms (60 lumbar of seed 0 and 40 thoracolumbar of seed 7 to train; 10 lumbar of seed 1000 and 10
+# make compare-mr: MR phantoms (60 lumbar of seed 0, 40 thoracolumbar of seed 7 and 60 lumbar of seed 20 with random contrasts
+# to train; 10 lumbar of seed 1000 and 10
 # thoracolumbar of seed 1007 held out), the MONAI baselines of the MR schemes trained once (COMPARE_MR_BASELINES:
 # NAME=NETWORK:SCHEME:TRAINING_SET:EPOCHS; train_spine = train_data + train_tl), the experimental three-stage MR family
 COMPARE_MR_DIR ?= outputs/compare_mr
-COMPARE_MR_BASELINES ?= unet-lumbar-aug=unet:lumbar:train_data:60 unet-tl=unet:thoracolumbar:train_spine:40
+COMPARE_MR_BASELINES ?= unet-lumbar-aug=unet:lumbar:train_data:60 unet-tl=unet:thoracolumbar:train_spine:40 unet-lumbar-random=unet:lumbar:train_random:60
 compare-mr: env
 	mkdir -p $(COMPARE_MR_DIR)/models
-	for s in 0:60:lumbar:train_data 7:40:thoracolumbar:train_tl 1000:10:lumbar:test_data 1007:10:thoracolumbar:test_tl; do IFS=: read seed n fov name <<< "$$s"; \
-	  test -f $(COMPARE_MR_DIR)/$$name/dataset.csv || $(BIN)/spine-nb phantom --out $(COMPARE_MR_DIR)/$$name --n $$n --seed $$seed --modality mr --fov $$fov --workers 2 -q || exit 1; done
+	for s in 0:60:lumbar:mixed:train_data 7:40:thoracolumbar:mixed:train_tl 20:60:lumbar:random:train_random 1000:10:lumbar:mixed:test_data \
+	  1007:10:thoracolumbar:mixed:test_tl; do IFS=: read seed n fov contrast name <<< "$$s"; test -f $(COMPARE_MR_DIR)/$$name/dataset.csv || \
+	  $(BIN)/spine-nb phantom --out $(COMPARE_MR_DIR)/$$name --n $$n --seed $$seed --modality mr --fov $$fov --contrast $$contrast --workers 2 -q || exit 1; done
 	test -f $(COMPARE_MR_DIR)/train_spine/dataset.csv || $(BIN)/python -c "import sys, pandas as pd; from spine_nb.data.io import read_dataset_csv, write_dataset_csv; \
 	  write_dataset_csv(pd.concat([read_dataset_csv(c).assign(name=lambda d, k=k: d['name'] + k, subject=lambda d, k=k: d['subject'] + k) for c, k in zip(sys.argv[1:3], ('', '-tl'))]), sys.argv[3])" \
 	  $(COMPARE_MR_DIR)/train_data/dataset.csv $(COMPARE_MR_DIR)/train_tl/dataset.csv $(COMPARE_MR_DIR)/train_spine/dataset.csv

@@ -1145,13 +1145,14 @@ def _phantom_parser(prog: str = "spine-nb phantom") -> argparse.ArgumentParser:
         "(rawdata/sub-X/, derivatives/sub-X/) plus DIR/dataset.csv for training. The same --seed gives identical files. "
         "Fields of view, vertebra counts (T13, L6, 11 thoracic, sacralised L5), curvature, spacing, orientation, noise and "
         "artefacts vary between cases.", 100),
-        epilog="examples:\n  spine-nb phantom --out data/synthetic --n 20\n  spine-nb phantom --out /tmp/mr --n 5 --modality mr --fov lumbar --spacing 1,1,3\n"
+        epilog="examples:\n  spine-nb phantom --out data/synthetic --n 20\n  spine-nb phantom --out /tmp/mr --n 5 --modality mr --fov lumbar --spacing 1,1,3\n  spine-nb phantom --out /tmp/synth --n 60 --modality mr --fov lumbar --contrast random\n"
                "  spine-nb phantom --out /tmp/tl --n 4 --fov thoracolumbar --spacing 2 --orientation PIR --test-fraction 0.25")
     ap.add_argument("--out", required=True, metavar="DIR", help="output folder (created); DIR/dataset.csv is replaced")
     ap.add_argument("--n", type=int, default=10, help="number of cases (default 10)")
     ap.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     ap.add_argument("--modality", choices=["ct", "mr", "mixed"], default="ct", help="CT in HU, MR-like T1/T2, or 70%% CT / 30%% MR (default ct)")
     ap.add_argument("--fov", choices=list(FOVS) + ["mixed"], default="mixed", help="field of view of every case, or mixed (default)")
+    ap.add_argument("--contrast", choices=list(CONTRASTS) + ["mixed"], default="mixed", help="weighting of every MR case: t1, t2, random (an intensity per tissue, SynthSeg-style) or mixed (default: 25/35/40 %%)")
     ap.add_argument("--spacing", type=_spacing_arg, default=None, metavar="MM", help="voxel size: one number (isotropic) or three per image axis; default: drawn per case (0.5-3.5 mm, at most --max-voxels)")
     ap.add_argument("--orientation", default=None, metavar="CODE", help="axis code of every image, e.g. RAS, LPS, PIR (default: drawn per case)")
     ap.add_argument("--test-fraction", type=float, default=0.0, help="fraction of cases marked type=test in the CSV (default 0)")
@@ -1170,7 +1171,8 @@ def phantom_cli(argv: list[str] | None = None # arguments after `spine-nb phanto
     setup_logging(verbosity(a))
     try:
         t0 = time.perf_counter()
-        csv = generate_dataset(a.out, a.n, a.seed, a.modality, a.fov, a.spacing, a.orientation, a.test_fraction, a.max_voxels, progress=not a.quiet, workers=a.workers)
+        csv = generate_dataset(a.out, a.n, a.seed, a.modality, a.fov, a.spacing, a.orientation, a.test_fraction, a.max_voxels, progress=not a.quiet,
+                               workers=a.workers, **({} if a.contrast == "mixed" else {"contrast": a.contrast}))
         _log.info(f"wrote {a.n} case(s) and {csv} in {time.perf_counter() - t0:.1f} s")
         return 0
     except (ValueError, OSError) as e:
