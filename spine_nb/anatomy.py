@@ -17,7 +17,7 @@ from .data.io import DatasetError
 
 # %% auto #0
 __all__ = ['LANDMARK_ORDER', 'LSTV_CLASSES', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify',
-           'chain_neighbours', 'body_centres', 'disc_levels', 'lstv_status']
+           'chain_neighbours', 'body_centres', 'disc_levels', 'disc_label_map', 'lstv_status']
 
 # %% ../nbs/03_anatomy.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -272,6 +272,16 @@ def disc_levels(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerSe ids 
             above = _above(labs[0]) if up else labs[0]
             if above: out[k] = above
     return comp, out
+
+# %% ../nbs/03_anatomy.ipynb #a98f055c
+def disc_label_map(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerSe ids 1–28)
+                   disc: np.ndarray, # `(X, Y, Z)` boolean mask of every disc
+                   superior=None, # as in `disc_levels`
+                  ) -> np.ndarray:
+    "`(X, Y, Z)` uint8 map of the discs as 100 + X (X the vertebra above, SPINEPS), 0 elsewhere."
+    comp, above = disc_levels(labels, disc, superior)
+    lut = np.zeros(int(comp.max()) + 1, np.uint8); lut[list(above)] = [100 + x for x in above.values()]
+    return lut[comp]
 
 # %% ../nbs/03_anatomy.ipynb #baecb0fe
 LSTV_CLASSES = ("normal", "lumbarisation", "sacralisation", "uncertain")

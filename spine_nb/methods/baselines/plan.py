@@ -10,7 +10,7 @@ from typing import ClassVar, Mapping
 import numpy as np
 from ...training.config import TrainConfig, preset_config, saved_config, file_config
 from ...core import LANDMARK_IDS, verse_name
-from ...anatomy import disc_levels
+from ...anatomy import disc_label_map
 
 # %% auto #0
 __all__ = ['LUMBAR_CLASSES', 'SPINE_LEVELS', 'LABEL_SCHEMES', 'NETWORKS', 'PRESETS', 'NETWORK_PRESETS', 'SCHEME_PRESETS',
@@ -51,9 +51,8 @@ def encode_labels(mask: np.ndarray, # VerSe vertebra ids
         return out
     out = np.zeros(mask.shape, np.uint8)
     for i, vid in enumerate(range(20, 25)): out[mask == vid] = i + 1
-    comp, above = disc_levels(mask, semantic == 2, superior)
-    for k, vid in above.items():
-        if 20 <= vid <= 24: out[comp == k] = names.index(f"{verse_name(vid)}/{'S1' if vid == 24 else verse_name(vid + 1)}") + 1
+    d = disc_label_map(mask, semantic == 2, superior)
+    for vid in range(20, 25): out[d == 100 + vid] = names.index(f"{verse_name(vid)}/{'S1' if vid == 24 else verse_name(vid + 1)}") + 1
     out[semantic == 3] = names.index("canal") + 1
     return out
 

@@ -107,10 +107,9 @@ def level_discs(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on `grid` (ver
                 disc: np.ndarray, # `(X, Y, Z)` boolean mask of every disc
                 grid: Grid) -> np.ndarray:
     "`labels` with each piece of `disc` labelled 100 + X, X the vertebra above it; pieces touching no vertebra stay 0."
-    from spine_nb.anatomy import disc_levels
-    comp, above = disc_levels(labels, disc, np.asarray(grid.direction)[2] * np.asarray(grid.spacing)); out = labels.copy()
-    for k, x in above.items(): out[comp == k] = 100 + x
-    return out
+    from spine_nb.anatomy import disc_label_map
+    d = disc_label_map(labels, disc, np.asarray(grid.direction)[2] * np.asarray(grid.spacing))
+    return np.where(d > 0, d, labels).astype(labels.dtype)
 
 def verse_labels(classes: np.ndarray, # `(X, Y, Z)` post-processed class map
                  scheme: str, grid: Grid, bottom_level: str | int = "L5") -> np.ndarray:
