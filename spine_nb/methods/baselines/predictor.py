@@ -211,19 +211,26 @@ def predict(self: SemanticPredictor, image, output_dir=None, case: str | None = 
 SemanticPredictor.predict = predict
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #4d7aba8c
+def _add_model_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "`p` with the model arguments of every baselines command: --model_dir and --folds (read back by `_folds`)."
+    p.add_argument("--model_dir", required=True, help="training output folder holding baselines/semantic/checkpoints/fold_<k>/best.pth")
+    p.add_argument("--folds", default="0", help="comma-separated folds to ensemble (default: 0)")
+    return p
+
+def _folds(a) -> list[int]: return [int(f) for f in str(a.folds).split(",") if f.strip()]
+
 def infer_parser() -> argparse.ArgumentParser:
     "Argument parser of `spine-nb infer --method baselines`."
     p = argparse.ArgumentParser(prog="spine-nb infer --method baselines", description="Run a trained MONAI baseline on images. Writes "
         "<case>_segmentation.nii.gz, <case>_landmarks.json (vertebral-body centres of the masks), <case>_spine_centroid.json, <case>_metadata.json and <case>_qc.png "
         "per case (with discs and canal also <case>_semantic.nii.gz: 1 vertebra, 2 disc, 3 canal), and summary.csv, as the three-stage method does.", epilog="Complete cases are skipped on a re-run (use --overwrite); failing cases are recorded and the others go on.")
-    p.add_argument("--model_dir", required=True, help="training output folder holding baselines/semantic/checkpoints/fold_<k>/best.pth")
-    p.add_argument("--folds", default="0", help="comma-separated folds to ensemble (default: 0)")
+    _add_model_args(p)
     p.add_argument("--bottom_level", default="L5", help="generic vertebra scheme: the level of the lowest vertebra (default L5)")
     return add_infer_args(p, "infer_baselines")
 
 def infer_cli(argv: list[str] | None = None) -> int:
     "`spine-nb infer --method baselines`: batch inference; 0, or 1 if a case failed (2 for unusable arguments)."
-    make = lambda a: SemanticPredictor.from_model_dir(a.model_dir, [int(f) for f in str(a.folds).split(",") if f.strip()], a.device,
+    make = lambda a: SemanticPredictor.from_model_dir(a.model_dir, _folds(a), a.device,
                                                       bottom_level=a.bottom_level, ctd_orientation=a.ctd_orientation)
     return infer_main(infer_parser().parse_args(argv), make)
 
@@ -237,8 +244,7 @@ def studies_parser() -> argparse.ArgumentParser:
         "lumbar, spine or thoracolumbar schemes), name the lumbosacral transition (LSTV) and write studies.csv.",
         epilog="Complete studies are skipped on a re-run (use --overwrite); failing studies are recorded and the others go on.")
     add_studies_args(p)
-    p.add_argument("--model_dir", required=True, help="training output folder holding baselines/semantic/checkpoints/fold_<k>/best.pth")
-    p.add_argument("--folds", default="0", help="comma-separated folds to ensemble (default: 0)")
+    _add_model_args(p)
     return add_verbosity_args(p)
 
 def studies_cli(argv: list[str] | None = None) -> int:
@@ -248,7 +254,7 @@ def studies_cli(argv: list[str] | None = None) -> int:
     from spine_nb.core import setup_logging, verbosity, outputs_root, progress_on
     a = studies_parser().parse_args(argv); setup_logging(verbosity(a)); out = Path(a.output) if a.output else outputs_root() / "studies"
     try:
-        pred = SemanticPredictor.from_model_dir(a.model_dir, [int(f) for f in str(a.folds).split(",") if f.strip()], a.device)
+        pred = SemanticPredictor.from_model_dir(a.model_dir, _folds(a), a.device)
         table = run_studies(pred, a.root, out, a.studies, a.series_csv, a.limit, a.overwrite, not a.no_qc, progress_on())
     except (ValueError, OSError) as e: print(f"spine-nb studies: {e}", file=sys.stderr); return 2
     return report_studies(table, out)
