@@ -122,9 +122,10 @@ compare: env
 # make compare-mr: MR phantoms (60 lumbar of seed 0, 40 thoracolumbar of seed 7 and 60 lumbar of seed 20 with random contrasts
 # to train; 10 lumbar of seed 1000 and 10
 # thoracolumbar of seed 1007 held out), the MONAI baselines of the MR schemes trained once (COMPARE_MR_BASELINES:
-# NAME=NETWORK:SCHEME:TRAINING_SET:EPOCHS; train_spine = train_data + train_tl), the experimental three-stage MR family
+# NAME=NETWORK:SCHEME:TRAINING_SET:EPOCHS[:PRESET], preset cpu unless named; train_spine = train_data + train_tl), the experimental three-stage MR family
 COMPARE_MR_DIR ?= outputs/compare_mr
-COMPARE_MR_BASELINES ?= unet-lumbar-aug=unet:lumbar:train_data:60 unet-tl=unet:thoracolumbar:train_spine:40 unet-lumbar-random=unet:lumbar:train_random:60
+COMPARE_MR_BASELINES ?= unet-lumbar-aug=unet:lumbar:train_data:60 unet-tl=unet:thoracolumbar:train_spine:40 unet-lumbar-random=unet:lumbar:train_random:60 \
+  unet2d-lumbar=unet:lumbar:train_data:150:cpu2d unet2d-tl=unet:thoracolumbar:train_spine:100:cpu2d
 compare-mr: env
 	mkdir -p $(COMPARE_MR_DIR)/models
 	for s in 0:60:lumbar:mixed:train_data 7:40:thoracolumbar:mixed:train_tl 20:60:lumbar:random:train_random 1000:10:lumbar:mixed:test_data \
@@ -133,10 +134,10 @@ compare-mr: env
 	test -f $(COMPARE_MR_DIR)/train_spine/dataset.csv || $(BIN)/python -c "import sys, pandas as pd; from spine_nb.data.io import read_dataset_csv, write_dataset_csv; \
 	  write_dataset_csv(pd.concat([read_dataset_csv(c).assign(name=lambda d, k=k: d['name'] + k, subject=lambda d, k=k: d['subject'] + k) for c, k in zip(sys.argv[1:3], ('', '-tl'))]), sys.argv[3])" \
 	  $(COMPARE_MR_DIR)/train_data/dataset.csv $(COMPARE_MR_DIR)/train_tl/dataset.csv $(COMPARE_MR_DIR)/train_spine/dataset.csv
-	for b in $(COMPARE_MR_BASELINES); do name=$${b%%=*}; IFS=: read net scheme data epochs <<< "$${b#*=}"; \
+	for b in $(COMPARE_MR_BASELINES); do name=$${b%%=*}; IFS=: read net scheme data epochs preset <<< "$${b#*=}"; \
 	  test -f $(COMPARE_MR_DIR)/models/$$name/baselines/semantic/checkpoints/fold_0/best.pth || \
 	  $(BIN)/spine-nb train --method baselines --csv $(COMPARE_MR_DIR)/$$data/dataset.csv --output $(COMPARE_MR_DIR)/models/$$name --modality mri \
-	    --preset cpu --network $$net --label_scheme $$scheme --epochs $$epochs --device cpu --no_progress || exit 1; done
+	    --preset $${preset:-cpu} --network $$net --label_scheme $$scheme --epochs $$epochs --device cpu --no_progress || exit 1; done
 	$(BIN)/papermill nbs/pipelines/35_compare.ipynb $(COMPARE_MR_DIR)/35_compare.ipynb --log-output -p run_dir $(abspath $(COMPARE_MR_DIR)) \
 	  -p test_csvs "$(abspath $(COMPARE_MR_DIR))/test_data/dataset.csv,$(abspath $(COMPARE_MR_DIR))/test_tl/dataset.csv" -p payer_family payer-mr-cpu \
 	  -p baselines "$(foreach b,$(COMPARE_MR_BASELINES),$(firstword $(subst =, ,$(b))):$(abspath $(COMPARE_MR_DIR))/models/$(firstword $(subst =, ,$(b))),)" -p device cpu

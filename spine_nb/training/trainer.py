@@ -134,7 +134,8 @@ def build_model(self: Trainer):
     from spine_nb.training.distributed import ddp_wrap
     c = self.config
     self.model = self.make_network().to(self.device)
-    if c.channels_last: self.model = self.model.to(memory_format=torch.channels_last_3d)
+    if c.channels_last and any(w.ndim == 5 for w in self.model.parameters()):  # 3D networks only (a 2D one keeps its format)
+        self.model = self.model.to(memory_format=torch.channels_last_3d)
     self.ddp_model = ddp_wrap(self.model, self.dist)
     if self.dist.distributed:  # channels-last weights with one input channel have ambiguous strides: harmless, silence it
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")

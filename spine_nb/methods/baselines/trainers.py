@@ -28,14 +28,18 @@ def make_loss(config, # a `BaselineConfig`
     raise ValueError(f"unknown loss {config.loss!r}; use 'dicece' or 'dicefocal'")
 
 # %% ../../../nbs/22b_methods.baselines.trainers.ipynb #ee4aaa34
-def sliding_logits(model, # network (or callable) on `(B, 1, X, Y, Z)`
+def sliding_logits(model, # network (or callable) on `(B, 1, X, Y, Z)`, or on sagittal slices `(B, 1, Y, Z)` for a 2D patch
                    x: torch.Tensor, # `(1, 1, X, Y, Z)` input
-                   patch_size, # window in voxels
+                   patch_size, # window in voxels; x = 1: slice by slice (a 2D network)
                    overlap: float = 0.25, sw_batch_size: int = 2) -> torch.Tensor:
-    "`(1, C, X, Y, Z)` logits of `x` by MONAI's Gaussian-weighted sliding window."
+    "`(1, C, X, Y, Z)` logits of `x` by MONAI's Gaussian-weighted sliding window (over each sagittal slice for a 2D patch)."
     from monai.inferers import sliding_window_inference
+    ps = tuple(int(s) for s in patch_size)
     # a scan smaller than the window is padded with -1, the scaled image's background, as the training patches are (MONAI pads with 0 by default)
-    return sliding_window_inference(x, tuple(int(s) for s in patch_size), sw_batch_size, model, overlap=overlap, mode="gaussian", cval=-1.0)
+    if ps[0] != 1: return sliding_window_inference(x, ps, sw_batch_size, model, overlap=overlap, mode="gaussian", cval=-1.0)
+    s = x[0].permute(1, 0, 2, 3)  # (X, 1, Y, Z): the sagittal slices as a batch
+    out = sliding_window_inference(s, ps[1:], 8 * sw_batch_size, model, overlap=overlap, mode="gaussian", cval=-1.0)
+    return out.permute(1, 0, 2, 3)[None]
 
 def case_dice(logits: torch.Tensor, # `(B, C, X, Y, Z)`
               label: torch.Tensor, # `(B, 1, X, Y, Z)` classes

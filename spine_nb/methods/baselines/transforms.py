@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.transforms import (Compose, MapTransform, Transform, CropForegroundd, SpatialPadd, RandCropByLabelClassesd, RandRotated,
-                              RandZoomd, RandGaussianNoised)
+                              RandZoomd, RandGaussianNoised, SqueezeDimd)
 from ...transforms import (LoadSpineCased, IntensityWindowd, StageGridd, ScaleToWindowd, intensity_augmentation, appearance_augmentation, modality_kind,
                                  HU_WINDOW, MR_PERCENTILES)
-from .plan import encode_labels, scheme_classes, BaselineConfig
+from .plan import encode_labels, scheme_classes, spatial_dims, BaselineConfig
 
 # %% auto #0
 __all__ = ['preprocessing_plan', 'EncodeLabelsd', 'base_transforms', 'body', 'FinalizeSemanticd', 'get_transforms',
@@ -53,12 +53,13 @@ def body(x) -> torch.Tensor:
     return x > -0.98
 
 def _patch_transforms(config: BaselineConfig) -> list:
-    "Foreground crop, padding and label-balanced patches of `config`."
+    "Foreground crop, padding and label-balanced patches of `config` (sagittal slices `(1, Y, Z)` for a 2D patch)."
     keys, size, n = ["image", "label"], tuple(int(s) for s in config.patch_size), config.num_classes()
     fg = float(config.foreground_ratio); ratios = [1.0 - fg] + [fg / (n - 1)] * (n - 1)
     return [CropForegroundd(keys, "image", select_fn=body, margin=4, allow_smaller=True),
             SpatialPadd(["image"], size, value=-1.0), SpatialPadd(["label"], size, value=0),
-            RandCropByLabelClassesd(keys, "label", size, ratios=ratios, num_classes=n, num_samples=config.samples_per_case, warn=False)]
+            RandCropByLabelClassesd(keys, "label", size, ratios=ratios, num_classes=n, num_samples=config.samples_per_case, warn=False),
+            *([SqueezeDimd(keys, dim=1)] if spatial_dims(config.patch_size) == 2 else [])]  # 2D: the sagittal slice `(1, Y, Z)`
 
 # %% ../../../nbs/22a_methods.baselines.transforms.ipynb #87f76be6
 def _augmentation(config: BaselineConfig) -> list:
@@ -68,7 +69,7 @@ def _augmentation(config: BaselineConfig) -> list:
     mri = modality_kind(config.modality) == "mri"; gamma = 0.5 if mri else 0.0
     look = appearance_augmentation("image", p, int(config.histogram_points), float(config.smooth_sigma)) if mri else []
     return [RandRotated(keys, r, r, r, prob=p, mode=modes, padding_mode="border"),
-            RandZoomd(keys, prob=p, min_zoom=1 - z, max_zoom=1 + z, mode=["trilinear", "nearest"], padding_mode="edge"),
+            RandZoomd(keys, prob=p, min_zoom=1 - z, max_zoom=1 + z, mode=["trilinear" if spatial_dims(config.patch_size) == 3 else "bilinear", "nearest"], padding_mode="edge"),
             *intensity_augmentation("image", p, float(config.intensity_shift), float(config.intensity_scale), gamma),
             *look, RandGaussianNoised("image", prob=p, std=float(config.noise_std))]
 
