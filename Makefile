@@ -7,7 +7,7 @@
 #   make lstv      LSTV classes of 30 synthetic RSNA-layout lumbar MRI studies labelled with the MR weights (~5 min;
 #                  LSTV_MODELS=DIR [LSTV_METHOD=baselines] for trained models)
 #   make compare   every method on the same held-out phantoms and real scans (trains the MONAI baselines once, ~30 min each)
-#   make compare-mr the same on lumbar and thoracolumbar MR phantoms and the real MRI, discs and canal scored (~1 h with training)
+#   make compare-mr the same on lumbar and thoracolumbar MR phantoms and the real MRI, discs and canal scored (~2.5 h with training, ~15 min with the models cached)
 #   make realcheck the real-scan benchmark: run the shipped weights (REALCHECK_MODELS=DIR for others) on every scan of ../shared/data/real
 SHELL := /bin/bash
 PYTHON ?= python3
