@@ -4,8 +4,8 @@
 #   make accuracy  issue 3's measurement: train the cpu preset on 60 phantoms, score 10 held-out ones (~35 min on 2 cores); ACCURACY_MODELS=DIR scores given models instead
 #   make accuracy-mr the same for MR: MR phantoms (T1, T2, random contrasts, sagittal slabs), MR models
 #   make learning-curve make accuracy on 20, 40 and 80 training phantoms, per field of view on the same 30 held-out ones (~1.5 h)
-#   make lstv      LSTV classes of 30 synthetic RSNA-layout lumbar MRI studies labelled with the MR weights (~5 min;
-#                  LSTV_MODELS=DIR [LSTV_METHOD=baselines] for trained models)
+#   make lstv      LSTV classes of 30 synthetic RSNA-layout lumbar MRI studies labelled with the MR default family (~6 min;
+#                  LSTV_WEIGHTS=NAME for another family, LSTV_MODELS=DIR for trained models of any method)
 #   make compare   every method on the same held-out phantoms and real scans (trains the MONAI baselines once, ~30 min each)
 #   make compare-mr the same on lumbar and thoracolumbar MR phantoms and the real MRI, discs and canal scored (~2.5 h with training, ~15 min with the models cached)
 #   make realcheck the real-scan benchmark: run the shipped weights (REALCHECK_MODELS=DIR for others) on every scan of ../shared/data/real
@@ -80,19 +80,18 @@ learning-curve: env
 
 # make lstv: 30 synthetic lumbar MRI studies in the RSNA layout (normal, sacralisation, lumbarisation), labelled and scored
 LSTV_DIR ?= outputs/lstv
-LSTV_WEIGHTS ?= payer-mr-cpu
+LSTV_WEIGHTS ?=
 LSTV_MODELS ?=
-LSTV_METHOD ?= payer
 lstv: env
 	mkdir -p $(LSTV_DIR)
 	$(BIN)/papermill nbs/pipelines/36_lstv.studies.ipynb $(LSTV_DIR)/36_lstv.studies.ipynb --log-output \
-	  -p run_dir $(abspath $(LSTV_DIR)) -p n_studies 30 -p spacing 1.0,1.0,4.0 -p all_series True -p weights $(LSTV_WEIGHTS) -p device cpu \
-	  $(if $(LSTV_MODELS),-p model_dir $(abspath $(LSTV_MODELS)) -p method $(LSTV_METHOD))
+	  -p run_dir $(abspath $(LSTV_DIR)) -p n_studies 30 -p spacing 1.0,1.0,4.0 -p all_series True -p weights "$(LSTV_WEIGHTS)" -p device cpu \
+	  $(if $(LSTV_MODELS),-p model_dir $(abspath $(LSTV_MODELS)))
 	cat $(LSTV_DIR)/lstv_summary.json
 
 REALCHECK_DIR ?= outputs/realcheck
 REALCHECK_MODELS ?= spine_nb/shipped/payer-ct-cpu
-REALCHECK_MRI_MODELS ?= spine_nb/shipped/payer-mr-cpu
+REALCHECK_MRI_MODELS ?= spine_nb/shipped/baselines-mr-cpu2d
 REALCHECK_MODALITIES ?=
 realcheck: env
 	mkdir -p $(REALCHECK_DIR)

@@ -34,11 +34,16 @@ def test_trial_of_three_studies(tmp_path):
 
 
 @pytest.mark.skipif(real_data_root() is None, reason="../shared/data/real is not here (the real scans are not part of a user's clone)")
-def test_real_thoracolumbar_mri_is_not_guessed(tmp_path):
+@pytest.mark.parametrize("weights", [
+    "payer-mr-cpu",
+    pytest.param(None, marks=pytest.mark.xfail(strict=True, reason="the default MR family (baselines-mr-cpu2d) labels a sacrum and an L6 in the soft tissue "
+                                               "below the real L3 and calls lumbarisation (issues 18 and 25); strict, so a fix shows up")),
+], ids=["payer-mr-cpu", "default"])
+def test_real_thoracolumbar_mri_is_not_guessed(tmp_path, weights):
     "sct_t2_lumbar shows about T9 to L2/L3 and not the sacrum: its LSTV status must be `uncertain`, with the reason."
     img = reorient(read_image(real_data_root() / "sct_t2_lumbar" / "t2_lumbar.nii.gz"), "PIR")  # sagittal slices
     _write_rsna_series(sitk.Cast(img, sitk.sitkInt16), tmp_path / "rsna" / "train_images" / "1" / "11", "Sagittal T2/STIR", "2.25.1")
-    rc = studies_cli([str(tmp_path / "rsna"), "--output", str(tmp_path / "out"), "--weights", "payer-mr-cpu", "-q"])
+    rc = studies_cli([str(tmp_path / "rsna"), "--output", str(tmp_path / "out"), "-q", *(["--weights", weights] if weights else [])])
     meta = json.loads(study_files(tmp_path / "out", "1")["metadata"].read_text())
     assert rc == 0 and meta["status"] == "ok", meta.get("error")
     assert meta["lstv"]["status"] == "uncertain" and meta["lstv"]["reason"], meta["lstv"]

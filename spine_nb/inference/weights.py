@@ -4,19 +4,22 @@
 
 # %% ../../nbs/09e_inference.weights.ipynb #ef962651
 from __future__ import annotations
-import argparse, hashlib, json, logging, os, shutil, tarfile, tempfile, time, urllib.request
+import argparse, hashlib, importlib, json, logging, os, shutil, tarfile, tempfile, time, urllib.request
 from pathlib import Path
+from functools import partial
 from typing import Mapping, Sequence
 from tqdm.auto import tqdm
 import spine_nb
 from ..core import atomic_write, write_json, add_verbosity_args, setup_logging, verbosity, progress_on
 from ..training.checkpoint import CheckpointError, read_checkpoint, save_checkpoint, run_paths
+from .predictor import ModalityRouter
 _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['INFERENCE_KEYS', 'WeightsError', 'bundled_root', 'cache_root', 'sha256_file', 'strip_checkpoint', 'read_family',
            'verify_family', 'model_card', 'pack_weights', 'read_manifest', 'list_families', 'archive_family',
-           'download_family', 'find_family', 'weights_parser', 'weights_cli']
+           'download_family', 'find_family', 'family_predictor', 'model_predictor', 'shipped_router', 'weights_parser',
+           'weights_cli']
 
 # %% ../../nbs/09e_inference.weights.ipynb #c7fd8d2b
 class WeightsError(CheckpointError):
@@ -133,7 +136,7 @@ def model_card(fam: Mapping, # the family's facts (family.json)
     return (f"# Model card: {fam['name']}\n\n{fam.get('description', '')}\n\n## What it is\nMethod `{fam['method']}`, modality `{fam['modality']}`, "
             f"preset `{fam.get('preset')}`, folds {fam.get('folds')}, spine_nb {fam.get('version')}.\n\n| stage | parameters | epochs trained | best epoch | seed | taken from |\n"
             f"|---|---|---|---|---|---|\n{st}\n\n## How it was made\nTrained only on the project's synthetic phantoms (no real scan). "
-            f"Command: `{fam.get('command', '')}`; training time {fam.get('training_min', '?')} min on {fam.get('machine', '?')}; "
+            f"Command: `{fam.get('command', '')}`; training time {fam.get('training_min') or '?'} min on {fam.get('machine', '?')}; "
             f"commit {fam.get('commit', '?')}, {fam.get('created', '')}.\n\n## Scores\n{held}\n\nReal scans (`make realcheck`): {real}\n\n"
             f"## Intended use and limits\nResearch only, not for clinical use. Trained on phantoms: expect errors on real anatomy, "
             f"pathology, implants and contrasts the phantoms lack; look at every QC picture.\n\n{notes}\n\n"
@@ -268,6 +271,46 @@ def find_family(name: str | None = None, # family name; default: the manifest's 
         return verify_family(download_family(name))
     return verify_family(f["path"])
 
+# %% ../../nbs/09e_inference.weights.ipynb #5984335e
+def _method_predictor(method: str, what: str):
+    "The predictor class (`PREDICTOR` of its predictor module) of the installed method `method`; a `WeightsError` naming `what` when there is none."
+    known = sorted(p.parent.name for p in (Path(spine_nb.__file__).resolve().parent / "methods").glob("*/predictor.py"))
+    if method not in known: raise WeightsError(f"{what} is for method {method!r}, which this spine_nb does not have (methods: {', '.join(known)}); update spine_nb or pick another")
+    return importlib.import_module(f"spine_nb.methods.{method}.predictor").PREDICTOR
+
+def family_predictor(fam: Mapping | str, # a family's facts (`find_family`) or its name
+                     device=None, # torch device (default: best available)
+                     **kw, # passed to the method's predictor
+                    ):
+    "The predictor of a weights family, made by its method's `from_family`."
+    fam = find_family(fam) if isinstance(fam, str) else fam
+    cls = _method_predictor(fam["method"], f"weights family {fam['name']!r}")
+    if not hasattr(cls, "from_family"): raise WeightsError(f"weights family {fam['name']!r}: method {fam['method']!r} cannot load families yet; pass its training folder")
+    return cls.from_family(fam, device, **kw)
+
+# %% ../../nbs/09e_inference.weights.ipynb #a84a1505
+def model_predictor(path: str | Path, # a family folder or a training output folder
+                    folds: Sequence[int] = (0,), # folds to ensemble (a training output folder)
+                    device=None, **kw):
+    "The predictor of the models in `path`, whatever their method."
+    path = Path(path)
+    if (path / "family.json").is_file(): return family_predictor(verify_family(path), device, **kw)
+    found = sorted(d.parent.parent.name for d in path.glob("*/*/checkpoints")) if path.is_dir() else []
+    if len(set(found)) != 1: raise WeightsError(f"{path} holds {'no' if not found else 'several methods’'} checkpoints <method>/<stage>/checkpoints/fold_<k>/best.pth"
+                                                f"{' (' + ', '.join(sorted(set(found))) + ')' if found else ''}; pass one training output folder or a weights family folder")
+    return _method_predictor(found[0], str(path)).from_model_dir(path, folds, device, **kw)
+
+# %% ../../nbs/09e_inference.weights.ipynb #e4a9a367
+def _shipped(modality: str, device, method_kw: Mapping):
+    fam = find_family(None, modality); return family_predictor(fam, device, **method_kw.get(fam["method"], {}))
+
+def shipped_router(device=None, # torch device (default: best available)
+                   modalities: Sequence[str] = ("ct", "mr"),
+                   **method_kw, # {method: its predictor's options}, e.g. payer={"edge_vertebrae": "cut"}
+                  ) -> ModalityRouter:
+    "A `ModalityRouter` over the manifest's default family of each modality, whatever their methods."
+    return ModalityRouter({m: partial(_shipped, m, device, method_kw) for m in modalities})
+
 # %% ../../nbs/09e_inference.weights.ipynb #dd54a6a2
 def weights_parser() -> argparse.ArgumentParser:
     "Argument parser of `spine-nb weights`."
@@ -282,6 +325,7 @@ def weights_parser() -> argparse.ArgumentParser:
     k.add_argument("--method", default="payer"); k.add_argument("--folds", default="0"); k.add_argument("--summary", help="make accuracy's summary.json")
     k.add_argument("--realcheck", help="make realcheck's realcheck_summary.json"); k.add_argument("--description", default="")
     k.add_argument("--notes", default=""); k.add_argument("--commit"); k.add_argument("--command"); k.add_argument("--machine")
+    k.add_argument("--training_min", type=float, help="training time in minutes, when no --summary gives it")
     a = sub.add_parser("archive", help="write a family as .tar.gz and print its sha256 (to host it)", parents=common); a.add_argument("name"); a.add_argument("--out", required=True)
     return p
 
@@ -300,7 +344,7 @@ def weights_cli(argv: list[str] | None = None) -> int:
                 verify_family(f["path"]); print(f"{f['name']}: {len(f['files'])} files ok")
         elif a.cmd == "download": print(download_family(a.name, a.url, a.sha256, a.cache, progress_on()))
         elif a.cmd == "pack":
-            facts = {k: getattr(a, k) for k in ("commit", "command", "machine") if getattr(a, k)}
+            facts = {k: getattr(a, k) for k in ("commit", "command", "machine", "training_min") if getattr(a, k)}
             print(pack_weights(a.model_dir, a.name, a.out, a.method, [int(x) for x in a.folds.split(",")], a.summary, a.realcheck, a.description, a.notes, **facts))
         elif a.cmd == "archive":
             path, digest = archive_family(find_family(a.name, download=False)["path"], a.out); print(f"{path}\nsha256 {digest}")

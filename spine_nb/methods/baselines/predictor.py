@@ -4,7 +4,7 @@
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #82c31e59
 from __future__ import annotations
-import argparse, logging, time, warnings
+import argparse, logging, sys, time, warnings
 from pathlib import Path
 from typing import Sequence
 import numpy as np
@@ -17,6 +17,7 @@ from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage
 from ...inference.predictor import InputError, PredictionResult, read_input
 from ...inference.writers import finish_prediction
 from ...inference.batch import add_infer_args, infer_main
+from ...inference.weights import find_family
 from ...networks import count_parameters
 from .plan import build_network, class_labels, scheme_classes, SPINE_LEVELS
 from ...transforms import plan_input
@@ -24,9 +25,9 @@ from .trainers import sliding_logits
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['STANDARD_LEVELS', 'load_baseline', 'postprocess', 'split_touching', 'levels_by_position', 'level_discs',
-           'verse_labels', 'tissue_map', 'mask_landmarks', 'SemanticPredictor', 'from_model_dir', 'describe',
-           'probabilities', 'predict', 'infer_parser', 'infer_cli', 'studies_parser', 'studies_cli']
+__all__ = ['STANDARD_LEVELS', 'PREDICTOR', 'load_baseline', 'postprocess', 'split_touching', 'levels_by_position', 'level_discs',
+           'verse_labels', 'tissue_map', 'mask_landmarks', 'SemanticPredictor', 'from_model_dir', 'from_family',
+           'describe', 'probabilities', 'predict', 'infer_parser', 'infer_cli', 'studies_parser', 'studies_cli']
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #86178a22
 _HINT = "train one with `spine-nb train --method baselines` or pass the right --model_dir"
@@ -170,14 +171,21 @@ def from_model_dir(model_dir: str | Path, # a run folder holding baselines/seman
     "The predictor of the best checkpoints of `folds` in `model_dir`."
     return SemanticPredictor(find_checkpoints(model_dir, "baselines", "semantic", folds), device, **kw)
 
+def from_family(fam: dict, # a verified family.json (`spine_nb.inference.weights.find_family`)
+                device=None, **kw) -> SemanticPredictor:
+    "The predictor of a shipped or downloaded weights family (`spine_nb.inference.weights.family_predictor` calls it)."
+    p = from_model_dir(fam["path"], fam.get("folds") or (0,), device, **kw)
+    p.weights = {k: fam.get(k) for k in ("name", "modality", "preset", "commit", "created", "path")}; return p
+
 def describe(self: SemanticPredictor) -> dict:
     "Checkpoints, device and parameters, for the metadata written with every case."
-    return {"checkpoints": {"semantic": self.paths}, "weights": None, "device": str(self.device),
+    return {"checkpoints": {"semantic": self.paths}, "weights": self.weights, "device": str(self.device),
             "parameters": {"method": "baselines", "network": self.config.get("network"), "label_scheme": self.scheme,
                            "spacing": self.plan["spacing"], "patch_size": self.plan["patch_size"], "min_size_mm3": self.min_size_mm3,
                            "bottom_level": self.bottom_level, "parameter_count": count_parameters(self.models[0])}}
 
-SemanticPredictor.from_model_dir, SemanticPredictor.describe = staticmethod(from_model_dir), describe
+SemanticPredictor.from_model_dir, SemanticPredictor.from_family, SemanticPredictor.describe = staticmethod(from_model_dir), staticmethod(from_family), describe
+PREDICTOR = SemanticPredictor  # this method's predictor class: `spine_nb.inference.weights` makes its families and model folders with its from_family / from_model_dir
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #3c126def
 def probabilities(self: SemanticPredictor, image: sitk.Image) -> tuple[np.ndarray, Grid]:
@@ -213,11 +221,22 @@ SemanticPredictor.predict = predict
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #4d7aba8c
 def _add_model_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     "`p` with the model arguments of every baselines command: --model_dir and --folds (read back by `_folds`)."
-    p.add_argument("--model_dir", required=True, help="training output folder holding baselines/semantic/checkpoints/fold_<k>/best.pth")
+    p.add_argument("--model_dir", default=None, help="training output folder holding baselines/semantic/checkpoints/fold_<k>/best.pth")
+    p.add_argument("--weights", default=None, help="a shipped or downloaded weights family of this method by name (`spine-nb weights list`), instead of --model_dir")
     p.add_argument("--folds", default="0", help="comma-separated folds to ensemble (default: 0)")
     return p
 
+_MODEL_ONCE = "name the model once: --model_dir DIR (a training output folder) or --weights NAME (a family, `spine-nb weights list`)"
+
 def _folds(a) -> list[int]: return [int(f) for f in str(a.folds).split(",") if f.strip()]
+
+def _predictor(a, **kw) -> SemanticPredictor:
+    "The predictor of the model arguments `a` (--model_dir with --folds, or --weights)."
+    if bool(a.model_dir) == bool(a.weights): raise InputError(_MODEL_ONCE)
+    if a.model_dir: return SemanticPredictor.from_model_dir(a.model_dir, _folds(a), a.device, **kw)
+    fam = find_family(a.weights)
+    if fam["method"] != "baselines": raise InputError(f"weights family {a.weights!r} is for method {fam['method']!r}; run it with `spine-nb infer --weights {a.weights}` (no --method)")
+    return SemanticPredictor.from_family(fam, a.device, **kw)
 
 def infer_parser() -> argparse.ArgumentParser:
     "Argument parser of `spine-nb infer --method baselines`."
@@ -230,9 +249,9 @@ def infer_parser() -> argparse.ArgumentParser:
 
 def infer_cli(argv: list[str] | None = None) -> int:
     "`spine-nb infer --method baselines`: batch inference; 0, or 1 if a case failed (2 for unusable arguments)."
-    make = lambda a: SemanticPredictor.from_model_dir(a.model_dir, _folds(a), a.device,
-                                                      bottom_level=a.bottom_level, ctd_orientation=a.ctd_orientation)
-    return infer_main(infer_parser().parse_args(argv), make)
+    a = infer_parser().parse_args(argv)
+    if bool(a.model_dir) == bool(a.weights): print(f"spine-nb infer --method baselines: {_MODEL_ONCE}", file=sys.stderr); return 2
+    return infer_main(a, lambda a: _predictor(a, bottom_level=a.bottom_level, ctd_orientation=a.ctd_orientation))
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #e041eaee
 def studies_parser() -> argparse.ArgumentParser:
@@ -254,7 +273,7 @@ def studies_cli(argv: list[str] | None = None) -> int:
     from spine_nb.core import setup_logging, verbosity, outputs_root, progress_on
     a = studies_parser().parse_args(argv); setup_logging(verbosity(a)); out = Path(a.output) if a.output else outputs_root() / "studies"
     try:
-        pred = SemanticPredictor.from_model_dir(a.model_dir, _folds(a), a.device)
+        pred = _predictor(a)
         table = run_studies(pred, a.root, out, a.studies, a.series_csv, a.limit, a.overwrite, not a.no_qc, progress_on())
     except (ValueError, OSError) as e: print(f"spine-nb studies: {e}", file=sys.stderr); return 2
     return report_studies(table, out)

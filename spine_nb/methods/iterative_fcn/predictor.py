@@ -25,8 +25,8 @@ from ...transforms import plan_input
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['load_iterative_fcn', 'patch_output', 'walk_instances', 'name_instances', 'IterativeFCNPredictor', 'from_model_dir',
-           'describe', 'predict', 'infer_parser', 'infer_cli']
+__all__ = ['PREDICTOR', 'load_iterative_fcn', 'patch_output', 'walk_instances', 'name_instances', 'IterativeFCNPredictor',
+           'from_model_dir', 'describe', 'predict', 'infer_parser', 'infer_cli']
 
 # %% ../../../nbs/24c_methods.iterative_fcn.predictor.ipynb #889d8df6
 _HINT = "train one with `spine-nb train --method iterative_fcn` or pass the right --model_dir"
@@ -146,6 +146,7 @@ def describe(self: IterativeFCNPredictor) -> dict:
                            "min_instance_mm3": self.plan["min_instance_mm3"], "max_steps": self.plan["max_steps"], "parameter_count": count_parameters(self.net)}}
 
 IterativeFCNPredictor.from_model_dir, IterativeFCNPredictor.describe = staticmethod(from_model_dir), describe
+PREDICTOR = IterativeFCNPredictor  # this method's predictor class: `spine_nb.inference.weights` makes its families and model folders with its from_family / from_model_dir
 
 # %% ../../../nbs/24c_methods.iterative_fcn.predictor.ipynb #c743f4d6
 def predict(self: IterativeFCNPredictor, image, output_dir=None, case: str | None = None, qc: bool = True, progress: bool = False,

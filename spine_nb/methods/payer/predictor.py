@@ -21,7 +21,7 @@ from ...transforms import intensity_window, network_input, gaussian_volume
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints, run_paths
 from ...inference.sliding import StageModel, _ensemble, _ensemble_window, _ensemble_whole
 from ...inference.predictor import InputError, PredictionResult, check_image, landmarks_from, landmark_records, case_name, _peak_ram_mb, ModalityRouter
-from ...inference.weights import find_family, WeightsError
+from ...inference.weights import find_family, family_predictor, shipped_router, WeightsError
 from ...inference.writers import write_outputs
 from ...inference.batch import list_cases, run_batch
 from ...inference.studies import study_complete
@@ -32,7 +32,7 @@ from ...losses import heatmap_center, refine_peak, peak_centroid
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['load_stage', 'load_stage_models', 'spine_centroid_from_heatmap', 'run_spine_stage', 'heatmap_candidates',
+__all__ = ['PREDICTOR', 'load_stage', 'load_stage_models', 'spine_centroid_from_heatmap', 'run_spine_stage', 'heatmap_candidates',
            'heatmap_peaks', 'run_vertebrae_stage', 'keep_largest_components', 'run_segmentation_stage',
            'FullPipelinePredictor', 'edge_neighbours', 'keep_edge_vertebrae', 'merge_unclaimed', 'refine_with_masks',
            'save_random_checkpoint', 'random_checkpoints', 'infer_parser', 'infer_cli', 'studies_parser', 'studies_cli',
@@ -229,6 +229,15 @@ def from_shipped(cls: FullPipelinePredictor, name: str | None = None, # weights 
                  device=None, **kw) -> FullPipelinePredictor:
     "The predictor of a shipped (or downloaded) weights family."
     return cls(device=device, weights=name or find_family(None, modality)["name"], **kw)
+
+@patch(cls_method=True)
+def from_family(cls: FullPipelinePredictor, fam: dict, # a verified family.json (`find_family`, `verify_family`)
+                device=None, **kw) -> FullPipelinePredictor:
+    "The predictor of a weights family wherever its folder is (`spine_nb.inference.weights.family_predictor` calls it)."
+    p = cls(*[find_checkpoints(fam["path"], "payer", s, fam.get("folds") or (0,)) for s in STAGES], device=device, **kw)
+    p.weights = {k: fam.get(k) for k in ("name", "modality", "preset", "commit", "created", "path")}; return p
+
+PREDICTOR = FullPipelinePredictor  # this method's predictor class: `spine_nb.inference.weights` makes its families and model folders with its from_family / from_model_dir
 
 @patch
 def checkpoints(self: FullPipelinePredictor) -> dict:
@@ -470,15 +479,16 @@ def infer_parser() -> argparse.ArgumentParser:
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #da33a697
 def _make_predictor(a: argparse.Namespace, model_dir: Path | None, folds: list[int]):
-    "The predictor `spine-nb infer` arguments `a` describe: of `model_dir`, of the family `--weights`, else the shipped family of each scan's modality."
+    "The predictor `spine-nb infer` arguments `a` describe: of `model_dir`, of the family `--weights` (any method), else the shipped family of each scan's modality."
     seq = None
     if a.sequence_model:
         seq = sequence_model_from_dataset(a.sequence_model) if str(a.sequence_model).lower().endswith(".csv") else SequenceModel.load(a.sequence_model)
     kw = dict(sequence_model=seq, candidate_params={"border_mm": a.border_mm}, refine_landmarks=not a.stage2_landmarks, ctd_orientation=a.ctd_orientation, dicom_seg=a.dicom_seg,
               edge_vertebrae=None if a.edge_vertebrae == "none" else a.edge_vertebrae)
     if model_dir is not None: return FullPipelinePredictor.from_model_dir(model_dir, folds, a.device, **kw)
-    if a.weights: return FullPipelinePredictor.from_shipped(a.weights, device=a.device, **kw)
-    return ModalityRouter({m: partial(FullPipelinePredictor.from_shipped, None, m, a.device, **kw) for m in ("ct", "mr")})
+    if a.weights:
+        fam = find_family(a.weights); return family_predictor(fam, a.device, **(kw if fam["method"] == "payer" else {}))
+    return shipped_router(a.device, payer=kw)  # each scan: the default family of its modality, whatever its method
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #336f50ee
 def infer_cli(argv: list[str] | None = None) -> int:
@@ -526,9 +536,9 @@ def _studies_predictor(model_dir: str | None, weights: str | None, folds: str, d
     "The predictor of `spine-nb studies`' model arguments."
     if model_dir and weights: raise InputError(f"--model_dir {model_dir} and --weights {weights} both name models; pass one")
     if model_dir: return FullPipelinePredictor.from_model_dir(model_dir, [int(f) for f in folds.split(",")], device)
-    if weights: return FullPipelinePredictor.from_shipped(weights, device=device)
+    if weights: return family_predictor(weights, device)
     find_family(None, "mr")  # lumbar studies are MRI: without an MR default family every study would fail, so say it once
-    return ModalityRouter({m: partial(FullPipelinePredictor.from_shipped, None, m, device) for m in ("ct", "mr")})
+    return shipped_router(device)
 
 def _studies_job(root: str, out: str, ids: list[str], series_csv, model_dir, weights, folds: str, device, qc: bool) -> int:
     "One submitit job of `spine-nb studies`: its chunk of studies (the predictor is built in the job); the number that failed."
