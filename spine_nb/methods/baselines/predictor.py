@@ -46,11 +46,25 @@ def load_baseline(path: str | Path, # a best.pth of `spine-nb train --method bas
     return net.to(device or "cpu").eval(), dict(ck["plan"]), config
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #f14e5564
+def _keep_touching(x: np.ndarray, # `(X, Y, Z)` class map, changed in place
+                   single: Sequence[int], # the one-piece classes (vertebrae)
+                   touching: Sequence[int], # the classes they lie between (discs)
+                  ) -> np.ndarray:
+    "`x` with each class of `single` reduced to its piece with the most voxels within 2 voxels of `touching` (the largest piece when none touches)."
+    near = ndimage.binary_dilation(np.isin(x, list(touching)), iterations=2)
+    for c in single:
+        lab, n = ndimage.label(x == c)  # face connectivity, as KeepLargestConnectedComponent(connectivity=1)
+        if n <= 1: continue
+        contact, size = np.bincount(lab[near], minlength=n + 1)[1:], np.bincount(lab.ravel(), minlength=n + 1)[1:]
+        x[(lab > 0) & (lab != np.lexsort((size, contact))[-1] + 1)] = 0
+    return x
+
 def postprocess(classes: np.ndarray, # `(X, Y, Z)` class map
                 spacing: Sequence[float], # voxel size in mm
                 min_size_mm3: float = 500.0, # smaller foreground pieces are removed (0: keep all)
                 largest: bool = True, # keep each class's largest piece (a class is one vertebra); False for the generic class
                 several: Sequence[int] = (), # classes made of several pieces (every disc): all pieces kept
+                touching: Sequence[int] = (), # classes a vertebra touches (the discs): with `largest`, keep the piece touching them most
                ) -> np.ndarray:
     "The class map after MONAI `RemoveSmallObjects`, `KeepLargestConnectedComponent` (if `largest`; then one-piece classes under `min_size_mm3` go) and `FillHoles`, per class."
     from monai.transforms import RemoveSmallObjects, KeepLargestConnectedComponent, FillHoles
@@ -62,7 +76,8 @@ def postprocess(classes: np.ndarray, # `(X, Y, Z)` class map
         x = x * torch.as_tensor(fg).bool()
     labs = [int(v) for v in torch.unique(x) if v > 0]
     single = [l for l in labs if l not in set(several)]
-    if single and largest: x = KeepLargestConnectedComponent(applied_labels=single, independent=True, connectivity=1)(x)
+    if single and largest and touching: x = torch.as_tensor(_keep_touching(np.asarray(x[0]).copy(), single, touching))[None]
+    elif single and largest: x = KeepLargestConnectedComponent(applied_labels=single, independent=True, connectivity=1)(x)
     if single and min_size_mm3 > 0:  # a one-piece class smaller than an object (a sliver on its neighbour) is no vertebra
         x = torch.as_tensor(x); counts = torch.bincount(x.flatten().long(), minlength=max(single) + 1)
         small = [l for l in single if float(counts[l]) * float(np.prod(spacing)) < min_size_mm3]
@@ -207,8 +222,8 @@ def predict(self: SemanticPredictor, image, output_dir=None, case: str | None = 
     if landmarks is not None: raise InputError("a MONAI baseline takes no landmarks; it segments the scan directly (drop --landmarks)")
     t0 = time.perf_counter(); image, case, path, t_read = read_input(image, self.modality, case, input_path, read_s); t = {"read": t_read}
     t1 = time.perf_counter(); probs, grid = self.probabilities(image); t["network"] = time.perf_counter() - t1
-    t1 = time.perf_counter(); cls = postprocess(probs.argmax(0).astype(np.uint8), grid.spacing, self.min_size_mm3, largest=self.scheme != "vertebra",
-                                                  several=[scheme_classes(self.scheme).index("disc") + 1] if self.scheme in SPINE_LEVELS else [])
+    disc = [scheme_classes(self.scheme).index("disc") + 1] if self.scheme in SPINE_LEVELS else []
+    t1 = time.perf_counter(); cls = postprocess(probs.argmax(0).astype(np.uint8), grid.spacing, self.min_size_mm3, largest=self.scheme != "vertebra", several=disc, touching=disc)
     labels = verse_labels(cls, self.scheme, grid, self.bottom_level); lms = mask_landmarks(labels, grid, probs, cls)
     seg = Grid.of(image).resample(from_network(labels, grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)  # smooth label interpolation onto the input grid
     tissue = tissue_map(labels, cls, self.scheme)
