@@ -288,6 +288,8 @@ LSTV_CLASSES = ("normal", "lumbarisation", "sacralisation", "uncertain")
 
 def lstv_status(labels, # VerSe ids found in the study (a chain's labels, or a mask's)
                 scores: Mapping[int, float] | None = None, # {VerSe id: landmark score}, for the confidence (default: 1 each)
+                disc_volumes: Mapping[int, float] | None = None, # {100 + X: volume} of the discs found, from a method that segments them
+                min_junction: float = 0.25, # the disc below the last lumbar vertebra must be at least this share of the median disc
                ) -> dict:
     "{'status', 'confidence', 'anchor', 'n_lumbar', 'lumbar', 't13', 'castellvi', 'reason'} of a study's lumbosacral transition."
     labs = {int(l) for l in labels}; lumbar = sorted(l for l in labs if 20 <= l <= 25)
@@ -300,6 +302,9 @@ def lstv_status(labels, # VerSe ids found in the study (a chain's labels, or a m
     if not lumbar or lumbar != list(range(20, lumbar[-1] + 1)):
         gap = [verse_name(l) for l in range(20, max(lumbar or [20]) + 1) if l not in lumbar]
         return {**out, "reason": f"the lumbar run has a gap ({', '.join(gap) or 'no lumbar vertebra'} missing)"}
+    if disc_volumes:  # the transition is judged at the disc below the last lumbar vertebra: a sliver named L6 has none
+        junction = float(disc_volumes.get(100 + lumbar[-1], 0)) / float(np.median(list(disc_volumes.values())))
+        if junction < min_junction: return {**out, "reason": f"the lumbosacral disc below {verse_name(lumbar[-1])} is not seen ({junction:.0%} of the median disc): the junction cannot be judged"}
     status = {4: "sacralisation", 5: "normal", 6: "lumbarisation"}.get(len(lumbar))
     if status is None: return {**out, "reason": f"{len(lumbar)} lumbar vertebrae: not an anatomical count"}
     anchor_id = thoracic[-1] if anchor != "C2" else 2 if 2 in labs else None  # C1 alone anchors but has no landmark score of its own
