@@ -49,6 +49,7 @@ INFERENCE_KEYS: tuple = ("method", "stage", "config", "network_config", "plan", 
 def strip_checkpoint(src: str | Path, # a best.pth written by `spine-nb train`
                      dst: str | Path, # where the stripped copy goes (written atomically)
                      provenance: Mapping | None = None, # stored under 'provenance' (commit, date, command); a packed `src`'s own goes under its 'packed_from'
+                     half: bool = False, # store floating-point weights as float16 (half the size; loading casts them back to the network's float32)
                     ) -> Path:
     "Copy of a training checkpoint with only what inference reads."
     ck = read_checkpoint(src, "checkpoint", "pass a best.pth written by `spine-nb train`")
@@ -56,6 +57,9 @@ def strip_checkpoint(src: str | Path, # a best.pth written by `spine-nb train`
     out, prov = {k: ck[k] for k in INFERENCE_KEYS if k in ck}, dict(provenance or {})
     if ck.get("provenance"): prov["packed_from"] = ck["provenance"]  # a stage taken from an earlier family keeps where it was made
     if prov: out["provenance"] = prov
+    if half:
+        for k in ("model", "averaged_model"):
+            if isinstance(out.get(k), Mapping): out[k] = {n: v.half() if v.is_floating_point() else v for n, v in out[k].items()}
     return save_checkpoint(dst, out)
 
 # %% ../../nbs/09e_inference.weights.ipynb #1e521c81
@@ -134,7 +138,7 @@ def model_card(fam: Mapping, # the family's facts (family.json)
              f"manual vertebral-body references of the real MRI: {r.get('body_levels')} bodies, landmarks right {g(r.get('body_landmarks_right'))}, "
              f"mask levels right {g(r.get('body_mask_levels_right'))}, body coverage {g(r.get('body_coverage'))}.") if realcheck else "not recorded.")
     return (f"# Model card: {fam['name']}\n\n{fam.get('description', '')}\n\n## What it is\nMethod `{fam['method']}`, modality `{fam['modality']}`, "
-            f"preset `{fam.get('preset')}`, folds {fam.get('folds')}, spine_nb {fam.get('version')}.\n\n| stage | parameters | epochs trained | best epoch | seed | taken from |\n"
+            f"preset `{fam.get('preset')}`, folds {fam.get('folds')} (several are ensembled), weights {fam.get('dtype', 'float32')}, spine_nb {fam.get('version')}.\n\n| stage | parameters | epochs trained | best epoch | seed | taken from |\n"
             f"|---|---|---|---|---|---|\n{st}\n\n## How it was made\nTrained only on the project's synthetic phantoms (no real scan). "
             f"Command: `{fam.get('command', '')}`; training time {fam.get('training_min') or '?'} min on {fam.get('machine', '?')}; "
             f"commit {fam.get('commit', '?')}, {fam.get('created', '')}.\n\n## Scores\n{held}\n\nReal scans (`make realcheck`): {real}\n\n"
@@ -154,6 +158,7 @@ def pack_weights(model_dir: str | Path, # a training output folder (`<method>/<s
                  summary: str | Path | None = None, # `make accuracy`'s summary.json: scores and training time for the card
                  realcheck: str | Path | None = None, # `make realcheck`'s realcheck_summary.json
                  description: str = "", notes: str = "", # for the card
+                 half: bool = False, # store the weights as float16 (`strip_checkpoint`)
                  **facts, # more provenance: commit, command, machine, ...
                 ) -> Path:
     "Pack a training run into the weights family `<out_root>/<name>`; returns its folder."
@@ -162,12 +167,12 @@ def pack_weights(model_dir: str | Path, # a training output folder (`<method>/<s
     summ = json.loads(Path(summary).read_text()) if summary else None
     rc = json.loads(Path(realcheck).read_text()) if realcheck else None
     fam = {"name": name, "method": method, "description": description, "folds": list(folds), **_run_facts(paths),
-           "created": time.strftime("%Y-%m-%d"), "training_min": round(summ["training_min"], 1) if summ and summ.get("training_min") else None, **facts}
+           "created": time.strftime("%Y-%m-%d"), "dtype": "float16" if half else "float32", "training_min": round(summ["training_min"], 1) if summ and summ.get("training_min") else None, **facts}
     tmp = Path(tempfile.mkdtemp(dir=root if root.exists() else None, prefix=f".{name}."))
     try:
         prov = {k: fam.get(k) for k in ("name", "commit", "created", "command")}
         for s, ps in paths.items():
-            for k, p in zip(folds, ps): strip_checkpoint(p, run_paths(tmp, method, s, k).best, {**prov, "source": str(p)})
+            for k, p in zip(folds, ps): strip_checkpoint(p, run_paths(tmp, method, s, k).best, {**prov, "source": str(p)}, half)
         fam["files"] = _files(tmp); fam["scores"] = {k: summ.get(k) for k in ("id_rate", "mld_mm", "stage3_dice", "pipeline_dice", "test_seed")} if summ else {}
         write_json(tmp / "family.json", fam); (tmp / "MODEL_CARD.md").write_text(model_card(fam, summ, rc, notes))
         dest = root / name; root.mkdir(parents=True, exist_ok=True)
@@ -326,6 +331,7 @@ def weights_parser() -> argparse.ArgumentParser:
     k.add_argument("--realcheck", help="make realcheck's realcheck_summary.json"); k.add_argument("--description", default="")
     k.add_argument("--notes", default=""); k.add_argument("--commit"); k.add_argument("--command"); k.add_argument("--machine")
     k.add_argument("--training_min", type=float, help="training time in minutes, when no --summary gives it")
+    k.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
     a = sub.add_parser("archive", help="write a family as .tar.gz and print its sha256 (to host it)", parents=common); a.add_argument("name"); a.add_argument("--out", required=True)
     return p
 
@@ -345,7 +351,7 @@ def weights_cli(argv: list[str] | None = None) -> int:
         elif a.cmd == "download": print(download_family(a.name, a.url, a.sha256, a.cache, progress_on()))
         elif a.cmd == "pack":
             facts = {k: getattr(a, k) for k in ("commit", "command", "machine", "training_min") if getattr(a, k)}
-            print(pack_weights(a.model_dir, a.name, a.out, a.method, [int(x) for x in a.folds.split(",")], a.summary, a.realcheck, a.description, a.notes, **facts))
+            print(pack_weights(a.model_dir, a.name, a.out, a.method, [int(x) for x in a.folds.split(",")], a.summary, a.realcheck, a.description, a.notes, a.half, **facts))
         elif a.cmd == "archive":
             path, digest = archive_family(find_family(a.name, download=False)["path"], a.out); print(f"{path}\nsha256 {digest}")
     except (CheckpointError, OSError, ValueError) as e:
