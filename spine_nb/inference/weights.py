@@ -138,7 +138,7 @@ def model_card(fam: Mapping, # the family's facts (family.json)
              f"manual vertebral-body references of the real MRI: {r.get('body_levels')} bodies, landmarks right {g(r.get('body_landmarks_right'))}, "
              f"mask levels right {g(r.get('body_mask_levels_right'))}, body coverage {g(r.get('body_coverage'))}.") if realcheck else "not recorded.")
     return (f"# Model card: {fam['name']}\n\n{fam.get('description', '')}\n\n## What it is\nMethod `{fam['method']}`, modality `{fam['modality']}`, "
-            f"preset `{fam.get('preset')}`, folds {fam.get('folds')} (several are ensembled), weights {fam.get('dtype', 'float32')}, spine_nb {fam.get('version')}.\n\n| stage | parameters | epochs trained | best epoch | seed | taken from |\n"
+            f"preset `{fam.get('preset')}`, folds {fam.get('folds')}{' (ensembled)' if len(fam.get('folds') or []) > 1 else ''}, weights {fam.get('dtype', 'float32')}, spine_nb {fam.get('version')}.\n\n| stage | parameters | epochs trained | best epoch | seed | taken from |\n"
             f"|---|---|---|---|---|---|\n{st}\n\n## How it was made\nTrained only on the project's synthetic phantoms (no real scan). "
             f"Command: `{fam.get('command', '')}`; training time {fam.get('training_min') or '?'} min on {fam.get('machine', '?')}; "
             f"commit {fam.get('commit', '?')}, {fam.get('created', '')}.\n\n## Scores\n{held}\n\nReal scans (`make realcheck`): {real}\n\n"
