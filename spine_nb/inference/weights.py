@@ -18,8 +18,8 @@ _log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['INFERENCE_KEYS', 'WeightsError', 'bundled_root', 'cache_root', 'sha256_file', 'strip_checkpoint', 'read_family',
            'verify_family', 'model_card', 'pack_weights', 'read_manifest', 'list_families', 'archive_family',
-           'download_family', 'find_family', 'family_predictor', 'model_predictor', 'shipped_router', 'weights_parser',
-           'weights_cli']
+           'download_family', 'find_family', 'family_facts', 'family_predictor', 'model_predictor', 'shipped_router',
+           'weights_parser', 'weights_cli']
 
 # %% ../../nbs/09e_inference.weights.ipynb #c7fd8d2b
 class WeightsError(CheckpointError):
@@ -277,6 +277,11 @@ def find_family(name: str | None = None, # family name; default: the manifest's 
     return verify_family(f["path"])
 
 # %% ../../nbs/09e_inference.weights.ipynb #5984335e
+def family_facts(fam: Mapping # a family.json (`find_family`, `verify_family`)
+                ) -> dict:
+    "What a predictor records of the family it loaded (its `weights`, written in every case's metadata)."
+    return {k: fam.get(k) for k in ("name", "modality", "preset", "commit", "created", "path")}
+
 def _method_predictor(method: str, what: str):
     "The predictor class (`PREDICTOR` of its predictor module) of the installed method `method`; a `WeightsError` naming `what` when there is none."
     known = sorted(p.parent.name for p in (Path(spine_nb.__file__).resolve().parent / "methods").glob("*/predictor.py"))
@@ -301,8 +306,8 @@ def model_predictor(path: str | Path, # a family folder or a training output fol
     path = Path(path)
     if (path / "family.json").is_file(): return family_predictor(verify_family(path), device, **kw)
     found = sorted(d.parent.parent.name for d in path.glob("*/*/checkpoints")) if path.is_dir() else []
-    if len(set(found)) != 1: raise WeightsError(f"{path} holds {'no' if not found else 'several methods’'} checkpoints <method>/<stage>/checkpoints/fold_<k>/best.pth"
-                                                f"{' (' + ', '.join(sorted(set(found))) + ')' if found else ''}; pass one training output folder or a weights family folder")
+    if len(set(found)) != 1: raise WeightsError(f"{path} holds {'no checkpoints' if not found else 'checkpoints of several methods (' + ', '.join(sorted(set(found))) + ')'} "
+                                                "as <method>/<stage>/checkpoints/fold_<k>/best.pth; pass one training output folder or a weights family folder")
     return _method_predictor(found[0], str(path)).from_model_dir(path, folds, device, **kw)
 
 # %% ../../nbs/09e_inference.weights.ipynb #e4a9a367

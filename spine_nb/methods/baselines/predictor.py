@@ -17,7 +17,7 @@ from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage
 from ...inference.predictor import InputError, PredictionResult, read_input
 from ...inference.writers import finish_prediction
 from ...inference.batch import add_infer_args, infer_main
-from ...inference.weights import find_family
+from ...inference.weights import find_family, family_facts
 from ...networks import count_parameters
 from .plan import build_network, class_labels, scheme_classes, SPINE_LEVELS
 from ...transforms import plan_input
@@ -190,7 +190,7 @@ def from_family(fam: dict, # a verified family.json (`spine_nb.inference.weights
                 device=None, **kw) -> SemanticPredictor:
     "The predictor of a shipped or downloaded weights family (`spine_nb.inference.weights.family_predictor` calls it)."
     p = from_model_dir(fam["path"], fam.get("folds") or (0,), device, **kw)
-    p.weights = {k: fam.get(k) for k in ("name", "modality", "preset", "commit", "created", "path")}; return p
+    p.weights = family_facts(fam); return p
 
 def describe(self: SemanticPredictor) -> dict:
     "Checkpoints, device and parameters, for the metadata written with every case."

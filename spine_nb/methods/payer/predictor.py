@@ -20,8 +20,8 @@ from ...anatomy import SequenceModel, identify, sequence_model_from_dataset, cha
 from ...transforms import intensity_window, network_input, gaussian_volume
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints, run_paths
 from ...inference.sliding import StageModel, _ensemble, _ensemble_window, _ensemble_whole
-from ...inference.predictor import InputError, PredictionResult, check_image, landmarks_from, landmark_records, case_name, _peak_ram_mb, ModalityRouter
-from ...inference.weights import find_family, family_predictor, shipped_router, WeightsError
+from ...inference.predictor import InputError, PredictionResult, check_image, landmarks_from, landmark_records, case_name, _peak_ram_mb
+from ...inference.weights import find_family, family_facts, family_predictor, shipped_router, WeightsError
 from ...inference.writers import write_outputs
 from ...inference.batch import list_cases, run_batch
 from ...inference.studies import study_complete
@@ -183,7 +183,7 @@ def _shipped_stages(ck: dict, # {stage: checkpoint path(s), 'shipped' or None}; 
     if fam["method"] != "payer": raise WeightsError(f"weights family {fam['name']!r} is for method {fam['method']!r}, not the three-stage pipeline (payer)")
     for s, v in ck.items():
         if isinstance(v, str) and v == "shipped": ck[s] = find_checkpoints(fam["path"], "payer", s, fam["folds"])
-    return {k: fam.get(k) for k in ("name", "modality", "preset", "commit", "created", "path")}
+    return family_facts(fam)
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #171e1d92
 class FullPipelinePredictor:
@@ -235,7 +235,7 @@ def from_family(cls: FullPipelinePredictor, fam: dict, # a verified family.json 
                 device=None, **kw) -> FullPipelinePredictor:
     "The predictor of a weights family wherever its folder is (`spine_nb.inference.weights.family_predictor` calls it)."
     p = cls(*[find_checkpoints(fam["path"], "payer", s, fam.get("folds") or (0,)) for s in STAGES], device=device, **kw)
-    p.weights = {k: fam.get(k) for k in ("name", "modality", "preset", "commit", "created", "path")}; return p
+    p.weights = family_facts(fam); return p
 
 PREDICTOR = FullPipelinePredictor  # this method's predictor class: `spine_nb.inference.weights` makes its families and model folders with its from_family / from_model_dir
 
