@@ -4,7 +4,7 @@
 #   make accuracy  issue 3's measurement: train the cpu preset on 60 phantoms, score 10 held-out ones (~35 min on 2 cores); ACCURACY_MODELS=DIR scores given models instead
 #   make accuracy-mr the same for MR: MR phantoms (T1, T2, random contrasts, sagittal slabs), MR models
 #   make learning-curve make accuracy on 20, 40 and 80 training phantoms, per field of view on the same 30 held-out ones (~1.5 h)
-#   make lstv      LSTV classes of 30 synthetic RSNA-layout lumbar MRI studies labelled with the MR default family (~6 min;
+#   make lstv      LSTV classes of 30 synthetic RSNA-layout lumbar MRI studies labelled with `baselines-mr-ribs-cpu2d`, which counts from the last rib (~4 min;
 #                  LSTV_WEIGHTS=NAME for another family, LSTV_MODELS=DIR for trained models of any method)
 #   make compare   every method on the same held-out phantoms and real scans (trains the MONAI baselines once, ~30 min each)
 #   make compare-mr the same on lumbar and thoracolumbar MR phantoms and the real MRI, discs and canal scored (~2.5 h with training, ~15 min with the models cached)
@@ -80,7 +80,7 @@ learning-curve: env
 
 # make lstv: 30 synthetic lumbar MRI studies in the RSNA layout (normal, sacralisation, lumbarisation), labelled and scored
 LSTV_DIR ?= outputs/lstv
-LSTV_WEIGHTS ?=
+LSTV_WEIGHTS ?= baselines-mr-ribs-cpu2d
 LSTV_MODELS ?=
 lstv: env
 	mkdir -p $(LSTV_DIR)
@@ -124,7 +124,7 @@ compare: env
 # NAME=NETWORK:SCHEME:TRAINING_SET:EPOCHS[:PRESET], preset cpu unless named; train_spine = train_data + train_tl), the experimental three-stage MR family
 COMPARE_MR_DIR ?= outputs/compare_mr
 COMPARE_MR_BASELINES ?= unet-lumbar-aug=unet:lumbar:train_data:60 unet-tl=unet:thoracolumbar:train_spine:40 unet-lumbar-random=unet:lumbar:train_random:60 \
-  unet2d-lumbar=unet:lumbar:train_data:150:cpu2d unet2d-tl=unet:thoracolumbar:train_spine:100:cpu2d
+  unet2d-lumbar=unet:lumbar:train_data:150:cpu2d unet2d-tl=unet:thoracolumbar:train_spine:100:cpu2d unet2d-tlr=unet:thoracolumbar_ribs:train_spine:100:cpu2d
 compare-mr: env
 	mkdir -p $(COMPARE_MR_DIR)/models
 	for s in 0:60:lumbar:mixed:train_data 7:40:thoracolumbar:mixed:train_tl 20:60:lumbar:random:train_random 1000:10:lumbar:mixed:test_data \

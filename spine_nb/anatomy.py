@@ -17,7 +17,7 @@ from .data.io import DatasetError
 
 # %% auto #0
 __all__ = ['LANDMARK_ORDER', 'LSTV_CLASSES', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify',
-           'chain_neighbours', 'body_centres', 'disc_levels', 'disc_label_map', 'lstv_status']
+           'chain_neighbours', 'body_centres', 'disc_levels', 'disc_label_map', 'lstv_status', 'count_from_last_rib']
 
 # %% ../nbs/03_anatomy.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -290,6 +290,7 @@ def lstv_status(labels, # VerSe ids found in the study (a chain's labels, or a m
                 scores: Mapping[int, float] | None = None, # {VerSe id: landmark score}, for the confidence (default: 1 each)
                 disc_volumes: Mapping[int, float] | None = None, # {100 + X: volume} of the discs found, from a method that segments them
                 min_junction: float = 0.25, # the disc below the last lumbar vertebra must be at least this share of the median disc
+                count: Mapping | None = None, # how a method that counts named the levels (`count_from_last_rib`'s info); None: read the anchor off the labels
                ) -> dict:
     "{'status', 'confidence', 'anchor', 'n_lumbar', 'lumbar', 't13', 'castellvi', 'reason'} of a study's lumbosacral transition."
     labs = {int(l) for l in labels}; lumbar = sorted(l for l in labs if 20 <= l <= 25)
@@ -297,6 +298,9 @@ def lstv_status(labels, # VerSe ids found in the study (a chain's labels, or a m
     anchor = "C2" if labs & {1, 2} else verse_name(thoracic[-1]) if thoracic and 20 in labs else None
     out = {"status": "uncertain", "confidence": 0.0, "anchor": anchor, "n_lumbar": len(lumbar), "lumbar": [verse_name(l) for l in lumbar],
            "t13": 28 in labs, "castellvi": None, "castellvi_reason": "needs the transverse processes; whole-vertebra masks do not separate them"}
+    if count is not None and anchor != "C2":  # a counting method: its anchor is the last rib it saw, or none
+        if not count.get("anchored"): return {**out, "anchor": None, "reason": f"no anchor: {count.get('reason', 'the count was not anchored')}"}
+        out["anchor"] = anchor = "last rib (T12)"
     if anchor is None: return {**out, "reason": "no anchor: neither C2 nor the thoracolumbar junction (the last rib-bearing vertebra above L1) is in view to count from"}
     if 26 not in labs: return {**out, "reason": "the lumbosacral junction is out of view (no sacrum)"}
     if not lumbar or lumbar != list(range(20, lumbar[-1] + 1)):
@@ -307,7 +311,48 @@ def lstv_status(labels, # VerSe ids found in the study (a chain's labels, or a m
         if junction < min_junction: return {**out, "reason": f"the lumbosacral disc below {verse_name(lumbar[-1])} is not seen ({junction:.0%} of the median disc): the junction cannot be judged"}
     status = {4: "sacralisation", 5: "normal", 6: "lumbarisation"}.get(len(lumbar))
     if status is None: return {**out, "reason": f"{len(lumbar)} lumbar vertebrae: not an anatomical count"}
-    anchor_id = thoracic[-1] if anchor != "C2" else 2 if 2 in labs else None  # C1 alone anchors but has no landmark score of its own
+    anchor_id = (thoracic[-1] if thoracic else None) if anchor != "C2" else 2 if 2 in labs else None  # C1 alone anchors but has no landmark score of its own
     decide = [*lumbar[-2:], 26, *([anchor_id] if anchor_id else [])]
     conf = min(float(np.clip((scores or {}).get(l, 1.0), 0, 1)) for l in decide) * (1.0 if anchor == "C2" else 0.85)
     return {**out, "status": status, "confidence": conf, "reason": f"{len(lumbar)} lumbar vertebrae between {anchor} and the sacrum"}
+
+# %% ../nbs/03_anatomy.ipynb #b3b69a27
+def _heights(comp: np.ndarray, n: int, superior) -> tuple[np.ndarray, np.ndarray]:
+    "(voxel count, mean height in mm along `superior`) of pieces 0…n of `comp`."
+    idx = np.nonzero(comp); k = comp[idx]; h = np.stack(idx, 1) @ np.asarray(superior, float)
+    cnt = np.bincount(k, minlength=n + 1).astype(float)
+    return cnt, np.bincount(k, weights=h, minlength=n + 1) / np.maximum(cnt, 1)
+
+def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerSe ids 1–28; the sacrum 26), as the network named them
+                        disc: np.ndarray, # `(X, Y, Z)` boolean mask of every disc
+                        rib: np.ndarray, # `(X, Y, Z)` boolean mask of the ribs
+                        spacing, # voxel size in mm along the three axes
+                        superior, # per axis, the world height (mm) gained per voxel step, as in `disc_levels`
+                        contact_mm: float = 6.0, # rib voxels this close to a vertebra are its head
+                        min_mm3: float = 150.0, # smaller rib and disc pieces are ignored
+                        merge_mm: float = 10.0, # disc pieces closer in height than this are one disc
+                       ) -> tuple[np.ndarray, dict]:
+    "(`labels` renamed by counting discs from the last rib-bearing vertebra down to the sacrum, {'anchored', 'n_lumbar', 'reason'})."
+    labels = np.asarray(labels); vox = float(np.prod(spacing)); vert = (labels > 0) & (labels <= 28) & (labels != 26)
+    no = lambda why: (labels, {"anchored": False, "n_lumbar": None, "reason": why})
+    if not (labels == 26).any(): return no("no sacrum to count down to")
+    rl, n = ndimage.label(rib); big = np.bincount(rl.ravel(), minlength=n + 1) * vox >= min_mm3; big[0] = False  # whole ribs, not specks
+    head = big[rl] & (ndimage.distance_transform_edt(~vert, sampling=spacing) <= contact_mm) if vert.any() else np.zeros(rib.shape, bool)
+    cnt, hgt = _heights(np.where(head, rl, 0), n, superior); heads = hgt[1:][cnt[1:] > 0]
+    if not len(heads): return no("no rib touches a vertebra: the last rib-bearing vertebra is not in view")
+    dc, m = ndimage.label(disc); dcnt, dh = _heights(dc, m, superior)
+    near = np.bincount(dc[ndimage.binary_dilation(labels == 26, iterations=2) & (dc > 0)], minlength=m + 1)
+    if m == 0 or near[1:].max() == 0: return no("the lumbosacral disc (the disc on the sacrum) is not seen")
+    ls = dh[1 + int(np.argmax(near[1:]))]; hs = sorted(dh[k] for k in range(1, m + 1) if dcnt[k] * vox >= min_mm3)
+    discs = [h for i, h in enumerate(hs) if i == 0 or h - hs[i - 1] >= merge_mm]  # one height per disc, inferior first
+    anchor = min(heads); below = [h for h in discs if ls - merge_mm / 2 <= h < anchor]
+    n_lumbar = len(below) - 1
+    if n_lumbar not in (4, 5, 6): return no(f"{len(below)} discs between the last rib and the sacrum: not an anatomical count")
+    pieces, n_p = np.zeros(labels.shape, np.int64), 0  # each piece of each level on its own: a level the network gave two vertebrae splits
+    for v in np.unique(labels[vert]):
+        comp, k = ndimage.label(labels == v); pieces[comp > 0] = comp[comp > 0] + n_p; n_p += k
+    pc, ph = _heights(pieces, n_p, superior); lut = np.zeros(n_p + 1, labels.dtype)
+    for p in range(1, n_p + 1):
+        k = sum(min(ph[p], anchor) < h < max(ph[p], anchor) for h in discs if h >= ls - merge_mm / 2)
+        lut[p] = max(19 - k, 8) if ph[p] > anchor else (19 + k if k <= n_lumbar else 0)  # T12 - k above; L_k below (L6 = 25)
+    return np.where(vert, lut[pieces], labels), {"anchored": True, "n_lumbar": n_lumbar, "reason": f"{n_lumbar} lumbar vertebrae counted from the last rib-bearing vertebra (T12) to the sacrum"}

@@ -17,7 +17,7 @@ __all__ = ['NNUNET_LABELS', 'nnunet_case_id', 'export_nnunet', 'export_nnunet_cl
 
 # %% ../../nbs/01b_data.nnunet.ipynb #4bd93d2b
 NNUNET_LABELS = {"vertebrae": {"background": 0, **{VERSE_NAMES[i]: i for i in range(1, 29)}},
-                 "semantic": {"background": 0, "vertebra": 1, "disc": 2, "canal": 3}}
+                 "semantic": {"background": 0, "vertebra": 1, "disc": 2, "canal": 3, "rib": 4}}
 
 # %% ../../nbs/01b_data.nnunet.ipynb #c4aa1411
 def nnunet_case_id(name: str # a dataset-CSV row name
@@ -50,7 +50,7 @@ def _export_case(row, case: str, target: str, img_dir: Path, lab_dir: Path | Non
         if not _same_grid(img, lab): raise DatasetError(f"{p} does not lie on the voxel grid of {row['image_path']} (size, spacing, origin or direction differ); resample the mask onto the image first")
         a = sitk.GetArrayFromImage(lab)
         a = convert_labels(a, str(row.get("label_convention") or "verse").lower()) if target == "vertebrae" else a.astype(np.uint8)
-        if target == "semantic" and a.max() > 3: raise DatasetError(f"{p} holds labels above 3; semantic masks use 1 vertebra, 2 disc, 3 canal")
+        if target == "semantic" and a.max() > 4: raise DatasetError(f"{p} holds labels above 4; semantic masks use 1 vertebra, 2 disc, 3 canal, 4 rib")
         out = sitk.GetImageFromArray(a.astype(np.uint8)); out.CopyInformation(img)
         write_image(out, lab_dir / f"{case}.nii.gz")
     write_image(img, img_dir / f"{case}_0000.nii.gz")
@@ -60,7 +60,7 @@ def export_nnunet(csv: str | Path, # dataset CSV (spine_nb format; `type` 'test'
                   out: str | Path, # nnU-Net raw folder (nnUNet_raw); the dataset goes to out/DatasetXXX_NAME
                   dataset_id: int = 501, # nnU-Net dataset id (1-999)
                   name: str = "SpineNB", # nnU-Net dataset name
-                  target: str = "vertebrae", # 'vertebrae' (VerSe ids) or 'semantic' (vertebra, disc, canal)
+                  target: str = "vertebrae", # 'vertebrae' (VerSe ids) or 'semantic' (vertebra, disc, canal, rib)
                   num_folds: int = 5, # folds of splits_final.json (spine_nb's kfold_splits)
                   seed: int = 0, # seed of the folds, as the trainers' `seed`
                   modality: str | None = None, # keep only rows of this modality ('ct' or 'mri'); None: all
@@ -116,7 +116,7 @@ def _export_nnunet_parser(prog: str = "spine-nb export-nnunet") -> argparse.Argu
     ap.add_argument("--out", required=True, type=Path, help="nnU-Net raw folder; the dataset goes to OUT/DatasetXXX_NAME")
     ap.add_argument("--id", type=int, default=501, help="nnU-Net dataset id, 1-999 (default 501)")
     ap.add_argument("--name", default="SpineNB", help="dataset name (default SpineNB)")
-    ap.add_argument("--target", choices=list(NNUNET_LABELS), default="vertebrae", help="vertebrae: VerSe ids; semantic: vertebra, disc, canal")
+    ap.add_argument("--target", choices=list(NNUNET_LABELS), default="vertebrae", help="vertebrae: VerSe ids; semantic: vertebra, disc, canal, rib")
     ap.add_argument("--folds", type=int, default=5, help="folds of splits_final.json (default 5, as spine_nb's trainers)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the folds (default 0, as spine_nb's trainers)")
     ap.add_argument("--modality", choices=["ct", "mri"], default=None, help="export only the rows of this modality")

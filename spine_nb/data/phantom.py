@@ -695,9 +695,11 @@ def rasterise(plan: dict, # from `plan_anatomy`
     tissue = np.zeros(grid.shape, np.uint8); label = np.zeros(grid.shape, np.uint8); sem = np.zeros(grid.shape, np.uint8)
     if table: _paint_table(tissue, grid, plan, habitus, rng)
     _paint_body(tissue, grid, plan, habitus, rng)
+    bone = (TISSUE["rib"], TISSUE["rib_cortex"]); pelvis = np.isin(tissue, bone)  # the iliac wings are painted with rib tissue: no rib
     _paint_ribs(tissue, grid, plan, habitus)
     _paint_discs(tissue, sem, grid, plan)
     _paint_vertebrae(tissue, label, sem, grid, plan)
+    sem[np.isin(tissue, bone) & ~pelvis & (sem == 0)] = 4
     return tissue, label, sem, (_paint_screws(tissue, grid, plan, rng) if screws else [])
 
 # %% ../../nbs/02_data.phantom.ipynb #ab47c672
@@ -1141,7 +1143,7 @@ def _phantom_parser(prog: str = "spine-nb phantom") -> argparse.ArgumentParser:
     "The argument parser of `spine-nb phantom`."
     ap = argparse.ArgumentParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, description=textwrap.fill(
         "Generate procedural synthetic spine CT or MR scans with vertebra masks (VerSe ids), semantic masks "
-        "(1 vertebra, 2 disc, 3 canal) and vertebral-body centroids (VerSe _ctd.json), in the VerSe BIDS layout "
+        "(1 vertebra, 2 disc, 3 canal, 4 rib) and vertebral-body centroids (VerSe _ctd.json), in the VerSe BIDS layout "
         "(rawdata/sub-X/, derivatives/sub-X/) plus DIR/dataset.csv for training. The same --seed gives identical files. "
         "Fields of view, vertebra counts (T13, L6, 11 thoracic, sacralised L5), curvature, spacing, orientation, noise and "
         "artefacts vary between cases.", 100),

@@ -121,7 +121,8 @@ def run_study(predictor, # any method's predictor: `predict(image, case=..., qc=
         res = predictor.predict(image, case=study, qc=False); t["predict"] = time.perf_counter() - t0 - t["read"]
         n = np.bincount(sitk.GetArrayViewFromImage(res.segmentation).ravel()) if res.segmentation is not None else np.zeros(0, int)
         discs = {k: float(n[k]) for k in range(100, len(n)) if n[k]}  # SPINEPS 100 + X: only methods that segment discs
-        meta["lstv"] = lstv_status([l["label"] for l in res.landmarks], {l["label"]: l["score"] for l in res.landmarks}, discs or None)
+        meta["lstv"] = lstv_status([l["label"] for l in res.landmarks], {l["label"]: l["score"] for l in res.landmarks}, discs or None,
+                                   count=res.info.get("level_count"))  # a method that counts from the last rib says how
         meta["levels"] = [l["name"] for l in res.landmarks]
         meta["predictor"] = predictor.describe() if hasattr(predictor, "describe") else type(predictor).__name__
         meta["outputs"] = _write_study(res, image, f, study, meta, qc); meta["status"] = "ok"

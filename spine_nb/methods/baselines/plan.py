@@ -13,18 +13,21 @@ from ...core import LANDMARK_IDS, verse_name
 from ...anatomy import disc_label_map
 
 # %% auto #0
-__all__ = ['LUMBAR_CLASSES', 'SPINE_LEVELS', 'LABEL_SCHEMES', 'NETWORKS', 'PRESETS', 'NETWORK_PRESETS', 'SCHEME_PRESETS',
-           'scheme_classes', 'encode_labels', 'class_labels', 'BaselineConfig', 'spatial_dims', 'num_classes',
-           'network_config', 'build_network', 'get_config', 'config_from_dict', 'baseline_config']
+__all__ = ['LUMBAR_CLASSES', 'SPINE_LEVELS', 'RIB_SCHEMES', 'LABEL_SCHEMES', 'NETWORKS', 'PRESETS', 'NETWORK_PRESETS',
+           'SCHEME_PRESETS', 'scheme_classes', 'encode_labels', 'class_labels', 'BaselineConfig', 'spatial_dims',
+           'num_classes', 'network_config', 'build_network', 'get_config', 'config_from_dict', 'baseline_config']
 
 # %% ../../../nbs/22_methods.baselines.plan.ipynb #505b3f7f
 LUMBAR_CLASSES: tuple[str, ...] = ("L1", "L2", "L3", "L4", "L5", "L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1", "canal")
-SPINE_LEVELS: dict[str, tuple[int, ...]] = {"spine": tuple(LANDMARK_IDS), "thoracolumbar": (15, 16, 17, 18, 19, 28, 20, 21, 22, 23, 24, 25, 26)}  # VerSe ids of the schemes with a disc class
+_TL = (15, 16, 17, 18, 19, 28, 20, 21, 22, 23, 24, 25, 26)  # T8…T12, T13, L1…L6, sacrum
+SPINE_LEVELS: dict[str, tuple[int, ...]] = {"spine": tuple(LANDMARK_IDS), "thoracolumbar": _TL, "thoracolumbar_ribs": _TL}  # VerSe ids of the schemes with a disc class
+RIB_SCHEMES: tuple[str, ...] = ("thoracolumbar_ribs",)  # schemes with a rib class after the canal
 LABEL_SCHEMES: dict[str, tuple[str, ...]] = {"verse": tuple(verse_name(i) for i in LANDMARK_IDS), "vertebra": ("vertebra",),
                                              "lumbar": LUMBAR_CLASSES,
-                                             **{k: (*(verse_name(i) for i in v), "disc", "canal") for k, v in SPINE_LEVELS.items()}}
+                                             **{k: (*(verse_name(i) for i in v), "disc", "canal", *(("rib",) if k in RIB_SCHEMES else ()))
+                                                for k, v in SPINE_LEVELS.items()}}
 
-def scheme_classes(scheme: str # 'verse', 'vertebra', 'lumbar', 'spine' or 'thoracolumbar'
+def scheme_classes(scheme: str # 'verse', 'vertebra', 'lumbar', 'spine', 'thoracolumbar' or 'thoracolumbar_ribs'
                   ) -> tuple[str, ...]:
     "Names of the foreground classes of `scheme` (class k + 1 is entry k)."
     if scheme not in LABEL_SCHEMES: raise ValueError(f"unknown label scheme {scheme!r}; use one of {list(LABEL_SCHEMES)}")
@@ -33,7 +36,7 @@ def scheme_classes(scheme: str # 'verse', 'vertebra', 'lumbar', 'spine' or 'thor
 # %% ../../../nbs/22_methods.baselines.plan.ipynb #02100b2a
 def encode_labels(mask: np.ndarray, # VerSe vertebra ids
                   scheme: str = "verse", # see `LABEL_SCHEMES`
-                  semantic: np.ndarray | None = None, # 1 vertebra, 2 disc, 3 canal (needed by 'lumbar' and 'spine')
+                  semantic: np.ndarray | None = None, # 1 vertebra, 2 disc, 3 canal, 4 rib (needed by every scheme but 'verse' and 'vertebra')
                   superior=None, # world height per voxel step along each axis, for the first and last disc (`spine_nb.anatomy.disc_levels`)
                  ) -> np.ndarray:
     "Class map (uint8, same shape) of a case's masks under `scheme`."
@@ -48,6 +51,7 @@ def encode_labels(mask: np.ndarray, # VerSe vertebra ids
     semantic = np.asarray(semantic)
     if scheme in SPINE_LEVELS:
         out[(semantic == 2) & (out == 0)] = names.index("disc") + 1; out[semantic == 3] = names.index("canal") + 1
+        if "rib" in names: out[(semantic == 4) & (out == 0)] = names.index("rib") + 1
         return out
     out = np.zeros(mask.shape, np.uint8)
     for i, vid in enumerate(range(20, 25)): out[mask == vid] = i + 1
@@ -62,7 +66,7 @@ def class_labels(scheme: str # see `LABEL_SCHEMES`
     "Lookup table class → output label (VerSe id; SPINEPS 100 + X for the disc below X; 0 for background, the generic class and the canal)."
     if scheme == "verse": return np.array([0, *LANDMARK_IDS], np.uint8)
     if scheme == "vertebra": return np.array([0, 0], np.uint8)
-    if scheme in SPINE_LEVELS: return np.array([0, *SPINE_LEVELS[scheme], 0, 0], np.uint8)  # discs: levels from their neighbours
+    if scheme in SPINE_LEVELS: return np.array([0, *SPINE_LEVELS[scheme], *[0] * (len(scheme_classes(scheme)) - len(SPINE_LEVELS[scheme]))], np.uint8)  # discs: levels from their neighbours; canal, ribs: 0
     return np.array([0, 20, 21, 22, 23, 24, 120, 121, 122, 123, 124, 0], np.uint8)
 
 # %% ../../../nbs/22_methods.baselines.plan.ipynb #b08dd72e
@@ -72,7 +76,7 @@ class BaselineConfig(TrainConfig):
     method: ClassVar[str] = "baselines"
     stage: ClassVar[str] = "semantic"
     network: str = "unet" # 'unet', 'segresnet' or 'swinunetr'
-    label_scheme: str = "verse" # 'verse', 'vertebra', 'lumbar', 'spine' or 'thoracolumbar' (see `LABEL_SCHEMES`)
+    label_scheme: str = "verse" # 'verse', 'vertebra', 'lumbar', 'spine', 'thoracolumbar' or 'thoracolumbar_ribs' (see `LABEL_SCHEMES`)
     modality: str = "ct" # 'ct' or 'mri' (intensity window, see `spine_nb.transforms.intensity_window`)
     spacing: tuple = (2.0, 2.0, 2.0) # resampling in mm
     patch_size: tuple = (128, 128, 160) # training patch and sliding window in voxels (x, y, z); x = 1: a 2D network on sagittal slices
@@ -157,7 +161,8 @@ NETWORK_PRESETS: dict[tuple[str, str], dict] = {  # (preset, network) -> fields 
     ("cpu", "segresnet"): dict(epochs=40)}  # 28 epochs took 19.1 min with validation Dice still rising; 40 fit the 30-minute budget
 SCHEME_PRESETS: dict[tuple[str, str], dict] = {  # (preset, label scheme) -> fields that differ for that scheme
     ("cpu", "lumbar"): dict(epochs=60),  # 60 lumbar MR phantoms: 20-25 min; real MRI mask levels 3 -> 11 of 21 against 28 epochs
-    ("cpu", "thoracolumbar"): dict(epochs=40)}  # 100 MR phantoms in 28.6 min
+    ("cpu", "thoracolumbar"): dict(epochs=40),  # 100 MR phantoms in 28.6 min
+    ("cpu", "thoracolumbar_ribs"): dict(epochs=40)}
 
 # %% ../../../nbs/22_methods.baselines.plan.ipynb #9725f2e5
 def get_config(preset: str = "paper", # 'paper', 'cpu' or 'tiny'

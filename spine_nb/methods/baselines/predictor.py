@@ -26,8 +26,9 @@ _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['STANDARD_LEVELS', 'PREDICTOR', 'load_baseline', 'postprocess', 'split_touching', 'levels_by_position', 'level_discs',
-           'verse_labels', 'tissue_map', 'mask_landmarks', 'SemanticPredictor', 'from_model_dir', 'from_family',
-           'describe', 'probabilities', 'predict', 'infer_parser', 'infer_cli', 'studies_parser', 'studies_cli']
+           'verse_labels', 'tissue_map', 'counted_labels', 'mask_landmarks', 'SemanticPredictor', 'from_model_dir',
+           'from_family', 'describe', 'probabilities', 'predict', 'infer_parser', 'infer_cli', 'studies_parser',
+           'studies_cli']
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #86178a22
 _HINT = "train one with `spine-nb train --method baselines` or pass the right --model_dir"
@@ -49,13 +50,15 @@ def load_baseline(path: str | Path, # a best.pth of `spine-nb train --method bas
 def _keep_touching(x: np.ndarray, # `(X, Y, Z)` class map, changed in place
                    single: Sequence[int], # the one-piece classes (vertebrae)
                    touching: Sequence[int], # the classes they lie between (discs)
+                   every: bool = False, # keep every piece that touches them (and none of a class that touches none)
                   ) -> np.ndarray:
-    "`x` with each class of `single` reduced to its piece with the most voxels within 2 voxels of `touching` (the largest piece when none touches)."
+    "`x` with each class of `single` reduced to its piece with the most voxels within 2 voxels of `touching` (the largest piece when none touches); with `every`, to all pieces that touch."
     near = ndimage.binary_dilation(np.isin(x, list(touching)), iterations=2)
     for c in single:
         lab, n = ndimage.label(x == c)  # face connectivity, as KeepLargestConnectedComponent(connectivity=1)
-        if n <= 1: continue
+        if n <= 1 and not every: continue
         contact, size = np.bincount(lab[near], minlength=n + 1)[1:], np.bincount(lab.ravel(), minlength=n + 1)[1:]
+        if every: x[(lab > 0) & ~np.isin(lab, np.nonzero(contact)[0] + 1)] = 0; continue
         x[(lab > 0) & (lab != np.lexsort((size, contact))[-1] + 1)] = 0
     return x
 
@@ -138,11 +141,25 @@ def verse_labels(classes: np.ndarray, # `(X, Y, Z)` post-processed class map
 def tissue_map(labels: np.ndarray, # `(X, Y, Z)` VerSe label map (`verse_labels`)
                classes: np.ndarray, # `(X, Y, Z)` class map it came from
                scheme: str) -> np.ndarray | None:
-    "`(X, Y, Z)` uint8 tissue map (1 vertebra, 2 disc, 3 canal) of a scheme with discs and canal; None for the others."
+    "`(X, Y, Z)` uint8 tissue map (1 vertebra, 2 disc, 3 canal, 4 rib in a scheme with ribs) of a scheme with discs and canal; None for the others."
     if "canal" not in scheme_classes(scheme): return None
     out = np.where((labels > 0) & (labels <= 28), 1, np.where(labels >= 100, 2, 0)).astype(np.uint8)
     out[classes == scheme_classes(scheme).index("canal") + 1] = 3
+    if "rib" in scheme_classes(scheme): out[(classes == scheme_classes(scheme).index("rib") + 1) & (out == 0)] = 4
     return out
+
+# %% ../../../nbs/22c_methods.baselines.predictor.ipynb #a0a6a597
+def counted_labels(classes: np.ndarray, # `(X, Y, Z)` class map of a scheme with ribs (the network's argmax)
+                   scheme: str, grid: Grid, min_size_mm3: float = 500.0) -> tuple[np.ndarray | None, dict]:
+    "(VerSe label map with the levels counted from the last rib-bearing vertebra and the discs as 100 + X, or None; how it was counted)."
+    from spine_nb.anatomy import count_from_last_rib
+    names = scheme_classes(scheme); d, r = names.index("disc") + 1, names.index("rib") + 1
+    cls = postprocess(classes, grid.spacing, min_size_mm3, largest=False)  # every piece kept: the count decides which vertebra each is
+    cls = _keep_touching(cls, [c for c in range(1, d) if (cls == c).any()], [d], every=True)  # but only pieces on the column (touching a disc)
+    lab, info = count_from_last_rib(class_labels(scheme)[cls], cls == d, cls == r, grid.spacing, np.asarray(grid.direction)[2] * np.asarray(grid.spacing))
+    if not info["anchored"]: return None, info
+    x = _keep_touching(np.where(cls == d, 255, lab).astype(np.uint8), [int(v) for v in np.unique(lab) if 0 < v <= 28], [255])
+    return level_discs(np.where(x == 255, 0, x).astype(np.uint8), cls == d, grid), info
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #8d2cfe9f
 def mask_landmarks(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on `grid`
@@ -222,14 +239,17 @@ def predict(self: SemanticPredictor, image, output_dir=None, case: str | None = 
     if landmarks is not None: raise InputError("a MONAI baseline takes no landmarks; it segments the scan directly (drop --landmarks)")
     t0 = time.perf_counter(); image, case, path, t_read = read_input(image, self.modality, case, input_path, read_s); t = {"read": t_read}
     t1 = time.perf_counter(); probs, grid = self.probabilities(image); t["network"] = time.perf_counter() - t1
-    disc = [scheme_classes(self.scheme).index("disc") + 1] if self.scheme in SPINE_LEVELS else []
-    t1 = time.perf_counter(); cls = postprocess(probs.argmax(0).astype(np.uint8), grid.spacing, self.min_size_mm3, largest=self.scheme != "vertebra", several=disc, touching=disc)
-    labels = verse_labels(cls, self.scheme, grid, self.bottom_level); lms = mask_landmarks(labels, grid, probs, cls)
+    names = scheme_classes(self.scheme); disc = [names.index("disc") + 1] if self.scheme in SPINE_LEVELS else []
+    rib = [names.index("rib") + 1] if "rib" in names else []; t1 = time.perf_counter(); raw = probs.argmax(0).astype(np.uint8)
+    labels, count = counted_labels(raw, self.scheme, grid, self.min_size_mm3) if rib else (None, None)  # a scheme with ribs counts the levels
+    cls = postprocess(raw, grid.spacing, self.min_size_mm3, largest=self.scheme != "vertebra", several=disc + rib, touching=disc)
+    labels = verse_labels(cls, self.scheme, grid, self.bottom_level) if labels is None else labels
+    lms = mask_landmarks(labels, grid, probs, raw if count and count["anchored"] else cls)  # scores: the class the network gave each vertebra
     seg = Grid.of(image).resample(from_network(labels, grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)  # smooth label interpolation onto the input grid
     tissue = tissue_map(labels, cls, self.scheme)
     sem = None if tissue is None else Grid.of(image).resample(from_network(tissue, grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)
     t["postprocess"] = time.perf_counter() - t1
-    return finish_prediction(self, image, seg, lms, t, {"case": case, "input": path, "landmarks_source": "mask centroids"}, output_dir, qc, t0, read_s, semantic=sem)
+    return finish_prediction(self, image, seg, lms, t, {"case": case, "input": path, "landmarks_source": "mask centroids", **({"level_count": count} if count else {})}, output_dir, qc, t0, read_s, semantic=sem)
 
 SemanticPredictor.predict = predict
 
