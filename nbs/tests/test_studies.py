@@ -34,7 +34,7 @@ def test_trial_of_three_studies(tmp_path):
 
 
 @pytest.mark.skipif(real_data_root() is None, reason="../shared/data/real is not here (the real scans are not part of a user's clone)")
-@pytest.mark.parametrize("weights", ["payer-mr-cpu", None], ids=["payer-mr-cpu", "default"])
+@pytest.mark.parametrize("weights", ["payer-mr-cpu", "baselines-mr-ribs-cpu2d", None], ids=["payer-mr-cpu", "ribs", "default"])
 def test_real_thoracolumbar_mri_is_not_guessed(tmp_path, weights):
     "sct_t2_lumbar shows about T9 to L2/L3 and not the sacrum: its LSTV status must be `uncertain`, with the reason."
     img = reorient(read_image(real_data_root() / "sct_t2_lumbar" / "t2_lumbar.nii.gz"), "PIR")  # sagittal slices
