@@ -4,7 +4,7 @@
 #   make accuracy  issue 3's measurement: train the cpu preset on 60 phantoms, score 10 held-out ones (~35 min on 2 cores); ACCURACY_MODELS=DIR scores given models instead
 #   make accuracy-mr the same for MR: MR phantoms (T1, T2, random contrasts, sagittal slabs), MR models
 #   make learning-curve make accuracy on 20, 40 and 80 training phantoms, per field of view on the same 30 held-out ones (~1.5 h)
-#   make lstv      LSTV classes of 30 synthetic RSNA-layout lumbar MRI studies labelled with `baselines-mr-ribs-cpu2d`, which counts from the last rib (~4 min;
+#   make lstv      LSTV classes of 30 synthetic RSNA-layout lumbar MRI studies labelled with `baselines-mr-ribs-cpu2d`, which counts from the last rib (~6 min;
 #                  LSTV_WEIGHTS=NAME for another family, LSTV_MODELS=DIR for trained models of any method)
 #   make compare   every method on the same held-out phantoms and real scans (trains the MONAI baselines once, ~30 min each)
 #   make compare-mr the same on lumbar and thoracolumbar MR phantoms and the real MRI, discs and canal scored (~2.5 h with training, ~15 min with the models cached)

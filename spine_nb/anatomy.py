@@ -345,14 +345,14 @@ def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (Ve
     if m == 0 or near[1:].max() == 0: return no("the lumbosacral disc (the disc on the sacrum) is not seen")
     ls = dh[1 + int(np.argmax(near[1:]))]; hs = sorted(dh[k] for k in range(1, m + 1) if dcnt[k] * vox >= min_mm3)
     discs = [h for i, h in enumerate(hs) if i == 0 or h - hs[i - 1] >= merge_mm]  # one height per disc, inferior first
-    anchor = min(heads); below = [h for h in discs if ls - merge_mm / 2 <= h < anchor]
-    n_lumbar = len(below) - 1
-    if n_lumbar not in (4, 5, 6): return no(f"{len(below)} discs between the last rib and the sacrum: not an anatomical count")
+    column = [h for h in discs if h >= ls - merge_mm / 2]  # the discs down to the lumbosacral one
+    anchor = min(heads); n_lumbar = int(sum(h < anchor for h in column)) - 1
+    if n_lumbar not in (4, 5, 6): return no(f"{n_lumbar + 1} discs between the last rib and the sacrum: not an anatomical count")
     pieces, n_p = np.zeros(labels.shape, np.int64), 0  # each piece of each level on its own: a level the network gave two vertebrae splits
     for v in np.unique(labels[vert]):
         comp, k = ndimage.label(labels == v); pieces[comp > 0] = comp[comp > 0] + n_p; n_p += k
     pc, ph = _heights(pieces, n_p, superior); lut = np.zeros(n_p + 1, labels.dtype)
     for p in range(1, n_p + 1):
-        k = sum(min(ph[p], anchor) < h < max(ph[p], anchor) for h in discs if h >= ls - merge_mm / 2)
+        k = sum(min(ph[p], anchor) < h < max(ph[p], anchor) for h in column)
         lut[p] = max(19 - k, 8) if ph[p] > anchor else (19 + k if k <= n_lumbar else 0)  # T12 - k above; L_k below (L6 = 25)
     return np.where(vert, lut[pieces], labels), {"anchored": True, "n_lumbar": n_lumbar, "reason": f"{n_lumbar} lumbar vertebrae counted from the last rib-bearing vertebra (T12) to the sacrum"}
