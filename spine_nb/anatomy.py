@@ -323,6 +323,35 @@ def _heights(comp: np.ndarray, n: int, superior) -> tuple[np.ndarray, np.ndarray
     cnt = np.bincount(k, minlength=n + 1).astype(float)
     return cnt, np.bincount(k, weights=h, minlength=n + 1) / np.maximum(cnt, 1)
 
+def _level_pieces(labels: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, int]:
+    "(map of every connected piece of every level in `keep`, numbered 1…n; n): a level named twice splits."
+    pieces, n = np.zeros(labels.shape, np.int64), 0
+    for v in np.unique(labels[keep]):
+        comp, k = ndimage.label(labels == v); pieces[comp > 0] = comp[comp > 0] + n; n += k
+    return pieces, n
+
+def _touching(src: np.ndarray, n: int, pieces: np.ndarray, spacing, within_mm: float, n_pieces: int | None = None) -> np.ndarray:
+    "`(n + 1, P + 1)` voxel counts: voxels of piece i of `src` whose nearest voxel of `pieces` (within `within_mm`) is in piece j."
+    dist, ind = ndimage.distance_transform_edt(pieces == 0, sampling=spacing, return_indices=True)
+    m = (src > 0) & (dist <= within_mm); out = np.zeros((n + 1, n_pieces or int(pieces.max()) + 1), np.int64)
+    np.add.at(out, (src[m], pieces[tuple(i[m] for i in ind)]), 1)
+    return out
+
+# %% ../nbs/03_anatomy.ipynb #5d2c02fd
+def _column_discs(disc, pieces, ph, is_sacrum, spacing, superior, min_mm3, merge_mm) -> tuple[list[float], float | None]:
+    "(heights of the discs between two vertebrae, inferior first, one per disc; height of the lumbosacral disc or None)."
+    dc, m = ndimage.label(disc); dcnt, dh = _heights(dc, m, superior)
+    t = _touching(dc, m, pieces, spacing, 2.0 * max(spacing), len(ph))  # which vertebra pieces each disc piece lies against
+    ok = [k for k in range(1, m + 1) if dcnt[k] * np.prod(spacing) >= min_mm3
+          and (ph[1:][t[k, 1:] > 0] > dh[k]).any() and (ph[1:][t[k, 1:] > 0] < dh[k]).any()]  # a disc separates a vertebra above from one below
+    on_s = [k for k in ok if t[k, 1:][is_sacrum[1:]].sum() > 0]
+    ls = dh[max(on_s, key=lambda k: t[k, 1:][is_sacrum[1:]].sum())] if on_s else None
+    hs = sorted(dh[k] for k in ok); discs = []
+    for h in hs:
+        if not discs or h - discs[-1] >= merge_mm: discs.append(h)  # pieces of one disc: within merge_mm of the last disc kept
+    return discs, ls
+
+# %% ../nbs/03_anatomy.ipynb #2af41a5a
 def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerSe ids 1–28; the sacrum 26), as the network named them
                         disc: np.ndarray, # `(X, Y, Z)` boolean mask of every disc
                         rib: np.ndarray, # `(X, Y, Z)` boolean mask of the ribs
@@ -331,28 +360,30 @@ def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (Ve
                         contact_mm: float = 6.0, # rib voxels this close to a vertebra are its head
                         min_mm3: float = 150.0, # smaller rib and disc pieces are ignored
                         merge_mm: float = 10.0, # disc pieces closer in height than this are one disc
+                        min_vertebra_mm3: float = 1000.0, # smaller vertebra pieces (specks of a level) neither bear ribs nor bound discs
                        ) -> tuple[np.ndarray, dict]:
     "(`labels` renamed by counting discs from the last rib-bearing vertebra down to the sacrum, {'anchored', 'n_lumbar', 'reason'})."
-    labels = np.asarray(labels); vox = float(np.prod(spacing)); vert = (labels > 0) & (labels <= 28) & (labels != 26)
+    labels = np.asarray(labels); vert = (labels > 0) & (labels <= 28) & (labels != 26)
     no = lambda why: (labels, {"anchored": False, "n_lumbar": None, "reason": why})
     if not (labels == 26).any(): return no("no sacrum to count down to")
-    rl, n = ndimage.label(rib); big = np.bincount(rl.ravel(), minlength=n + 1) * vox >= min_mm3; big[0] = False  # whole ribs, not specks
-    head = big[rl] & (ndimage.distance_transform_edt(~vert, sampling=spacing) <= contact_mm) if vert.any() else np.zeros(rib.shape, bool)
-    cnt, hgt = _heights(np.where(head, rl, 0), n, superior); heads = hgt[1:][cnt[1:] > 0]
-    if not len(heads): return no("no rib touches a vertebra: the last rib-bearing vertebra is not in view")
-    dc, m = ndimage.label(disc); dcnt, dh = _heights(dc, m, superior)
-    near = np.bincount(dc[ndimage.binary_dilation(labels == 26, iterations=2) & (dc > 0)], minlength=m + 1)
-    if m == 0 or near[1:].max() == 0: return no("the lumbosacral disc (the disc on the sacrum) is not seen")
-    ls = dh[1 + int(np.argmax(near[1:]))]; hs = sorted(dh[k] for k in range(1, m + 1) if dcnt[k] * vox >= min_mm3)
-    discs = [h for i, h in enumerate(hs) if i == 0 or h - hs[i - 1] >= merge_mm]  # one height per disc, inferior first
-    column = [h for h in discs if h >= ls - merge_mm / 2]  # the discs down to the lumbosacral one
-    anchor = min(heads); n_lumbar = int(sum(h < anchor for h in column)) - 1
+    pieces, n_p = _level_pieces(labels, vert | (labels == 26)); pc, ph = _heights(pieces, n_p, superior)
+    solid = np.where((pc * np.prod(spacing) >= min_vertebra_mm3)[pieces], pieces, 0)  # whole vertebrae, not specks
+    if not solid.any(): return no("no vertebra large enough to count")
+    is_s = np.zeros(n_p + 1, bool); is_s[np.unique(pieces[labels == 26])] = True
+    column, ls = _column_discs(disc, solid, ph, is_s, spacing, superior, min_mm3, merge_mm)
+    if ls is None: return no("the lumbosacral disc (the disc on the sacrum) is not seen")
+    column = [h for h in column if h >= ls - merge_mm / 2]  # the discs down to the lumbosacral one
+    rl, n = ndimage.label(rib); big = np.bincount(rl.ravel(), minlength=n + 1) * np.prod(spacing) >= min_mm3
+    t = _touching(np.where(big[rl], rl, 0), n, solid, spacing, contact_mm, n_p + 1)  # rib head voxels per vertebra piece
+    borne = {int(np.argmax(t[k, 1:])) + 1 for k in range(1, n + 1) if t[k, 1:].any()}  # each rib's vertebra: the one its head lies most against
+    below = {p: int(sum(h < ph[p] for h in column)) for p in borne if not is_s[p]}
+    if not below: return no("no rib touches a vertebra: the last rib-bearing vertebra is not in view")
+    pelvis = [p for p in below if below[p] <= 2]  # at the iliac crest (L4, L5): the pelvis, not a rib
+    if len(pelvis) == len(below): return no("the only rib-like pieces lie at the iliac crest, two vertebrae or fewer above the sacrum")
+    ap = min((p for p in below if p not in pelvis), key=lambda p: ph[p]); anchor = ph[ap]; n_lumbar = below[ap] - 1
     if n_lumbar not in (4, 5, 6): return no(f"{n_lumbar + 1} discs between the last rib and the sacrum: not an anatomical count")
-    pieces, n_p = np.zeros(labels.shape, np.int64), 0  # each piece of each level on its own: a level the network gave two vertebrae splits
-    for v in np.unique(labels[vert]):
-        comp, k = ndimage.label(labels == v); pieces[comp > 0] = comp[comp > 0] + n_p; n_p += k
-    pc, ph = _heights(pieces, n_p, superior); lut = np.zeros(n_p + 1, labels.dtype)
+    lut = np.zeros(n_p + 1, labels.dtype)
     for p in range(1, n_p + 1):
         k = sum(min(ph[p], anchor) < h < max(ph[p], anchor) for h in column)
         lut[p] = max(19 - k, 8) if ph[p] > anchor else (19 + k if k <= n_lumbar else 0)  # T12 - k above; L_k below (L6 = 25)
-    return np.where(vert, lut[pieces], labels), {"anchored": True, "n_lumbar": n_lumbar, "reason": f"{n_lumbar} lumbar vertebrae counted from the last rib-bearing vertebra (T12) to the sacrum"}
+    return np.where(vert, lut[pieces], labels), {"anchored": True, "n_lumbar": n_lumbar, "reason": f"{n_lumbar} lumbar vertebrae counted from the last rib-bearing vertebra (T12) to the sacrum" + (f" ({len(pelvis)} rib-like piece(s) at the iliac crest ignored)" if pelvis else "")}
