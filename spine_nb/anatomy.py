@@ -338,18 +338,43 @@ def _touching(src: np.ndarray, n: int, pieces: np.ndarray, spacing, within_mm: f
     return out
 
 # %% ../nbs/03_anatomy.ipynb #5d2c02fd
-def _column_discs(disc, pieces, ph, is_sacrum, spacing, superior, min_mm3, merge_mm) -> tuple[list[float], float | None]:
-    "(heights of the discs between two vertebrae, inferior first, one per disc; height of the lumbosacral disc or None)."
-    dc, m = ndimage.label(disc); dcnt, dh = _heights(dc, m, superior)
-    t = _touching(dc, m, pieces, spacing, 2.0 * max(spacing), len(ph))  # which vertebra pieces each disc piece lies against
-    ok = [k for k in range(1, m + 1) if dcnt[k] * np.prod(spacing) >= min_mm3
-          and (ph[1:][t[k, 1:] > 0] > dh[k]).any() and (ph[1:][t[k, 1:] > 0] < dh[k]).any()]  # a disc separates a vertebra above from one below
-    on_s = [k for k in ok if t[k, 1:][is_sacrum[1:]].sum() > 0]
-    ls = dh[max(on_s, key=lambda k: t[k, 1:][is_sacrum[1:]].sum())] if on_s else None
-    hs = sorted(dh[k] for k in ok); discs = []
-    for h in hs:
+def _disc_sides(dc: np.ndarray, m: int, pieces: np.ndarray, n_pieces: int, spacing, superior, within_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    "(above, below): `(m + 1, n_pieces)` voxel counts of each vertebra piece lying against each disc piece from above and from below."
+    dist, ind = ndimage.distance_transform_edt(dc == 0, sampling=spacing, return_indices=True)
+    idx = np.nonzero((pieces > 0) & (dist <= within_mm)); near = tuple(i[idx] for i in ind)
+    up = (np.stack(idx, 1) - np.stack(near, 1)) @ np.asarray(superior, float); d = dist[idx]  # height gained from the disc's nearest voxel
+    above, below = np.zeros((m + 1, n_pieces), np.int64), np.zeros((m + 1, n_pieces), np.int64)
+    for out, side in ((above, up > 0.5 * d), (below, up < -0.5 * d)): np.add.at(out, (dc[near][side], pieces[idx][side]), 1)
+    return above, below
+
+def _column_discs(disc, pieces, n_pieces, is_sacrum, spacing, superior, min_mm3, merge_mm) -> tuple[list[float], float | None, list]:
+    "(heights of the discs, inferior first, one per disc; height of the lumbosacral disc or None; [(piece, disc height)] of pieces on both sides of a disc)."
+    dc, m = ndimage.label(disc); dcnt, dh = _heights(dc, m, superior); vol = dcnt * np.prod(spacing)
+    above, below = _disc_sides(dc, m, pieces, n_pieces, spacing, superior, 2.0 * max(spacing))
+    cand = [k for k in range(1, m + 1) if vol[k] >= min_mm3]; med = float(np.median(vol[cand])) if cand else 0.0
+    ok = [k for k in cand if vol[k] >= 0.25 * med and min(above[k].sum(), below[k].sum()) >= 0.05 * dcnt[k]]  # a disc: vertebra above and below
+    on_s = [k for k in ok if below[k][is_sacrum].sum() > 0 and above[k][~is_sacrum].sum() > 0]
+    ls = dh[max(on_s, key=lambda k: below[k][is_sacrum].sum())] if on_s else None
+    discs = []
+    for h in sorted(dh[k] for k in ok):
         if not discs or h - discs[-1] >= merge_mm: discs.append(h)  # pieces of one disc: within merge_mm of the last disc kept
-    return discs, ls
+    both = [(p, dh[k]) for k in ok for p in np.nonzero(np.minimum(above[k], below[k]) >= 0.05 * dcnt[k])[0] if p > 0]
+    return discs, ls, both
+
+# %% ../nbs/03_anatomy.ipynb #61cae7aa
+def _split_at(pieces: np.ndarray, n: int, cuts, superior) -> tuple[np.ndarray, int]:
+    "(`pieces` with each (piece, height) of `cuts` split at that height, the part above a new piece; new count): two vertebrae joined by their arches part at their disc."
+    h = np.tensordot(np.asarray(superior, float), np.indices(pieces.shape), axes=1) if cuts else None
+    for p, at in sorted(cuts, key=lambda c: c[1]):
+        part = (pieces == p) & (h > at)
+        if part.any() and (pieces == p).sum() > part.sum(): n += 1; pieces = np.where(part, n, pieces)
+    return pieces, n
+
+def _rib_bearers(rib: np.ndarray, solid: np.ndarray, n_pieces: int, spacing, contact_mm: float, min_mm3: float, min_head_mm3: float) -> set[int]:
+    "Vertebra pieces bearing a rib: each rib's is the piece its head (rib voxels within `contact_mm`) lies most against."
+    rl, n = ndimage.label(rib); big = np.bincount(rl.ravel(), minlength=n + 1) * np.prod(spacing) >= min_mm3
+    t = _touching(np.where(big[rl], rl, 0), n, solid, spacing, contact_mm, n_pieces)
+    return {int(np.argmax(t[k, 1:])) + 1 for k in range(1, n + 1) if t[k, 1:].sum() * np.prod(spacing) >= min_head_mm3}
 
 # %% ../nbs/03_anatomy.ipynb #2af41a5a
 def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerSe ids 1–28; the sacrum 26), as the network named them
@@ -361,29 +386,28 @@ def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (Ve
                         min_mm3: float = 150.0, # smaller rib and disc pieces are ignored
                         merge_mm: float = 10.0, # disc pieces closer in height than this are one disc
                         min_vertebra_mm3: float = 1000.0, # smaller vertebra pieces (specks of a level) neither bear ribs nor bound discs
+                        min_head_mm3: float = 100.0, # a rib whose head lies against the column with less than this is not borne by it
                        ) -> tuple[np.ndarray, dict]:
     "(`labels` renamed by counting discs from the last rib-bearing vertebra down to the sacrum, {'anchored', 'n_lumbar', 'reason'})."
     labels = np.asarray(labels); vert = (labels > 0) & (labels <= 28) & (labels != 26)
     no = lambda why: (labels, {"anchored": False, "n_lumbar": None, "reason": why})
     if not (labels == 26).any(): return no("no sacrum to count down to")
-    pieces, n_p = _level_pieces(labels, vert | (labels == 26)); pc, ph = _heights(pieces, n_p, superior)
-    solid = np.where((pc * np.prod(spacing) >= min_vertebra_mm3)[pieces], pieces, 0)  # whole vertebrae, not specks
-    if not solid.any(): return no("no vertebra large enough to count")
+    pieces, n_p = _level_pieces(labels, vert | (labels == 26)); pc, _ = _heights(pieces, n_p, superior)
+    whole = np.r_[False, pc[1:] * np.prod(spacing) >= min_vertebra_mm3]; whole[np.unique(pieces[labels == 26])] = True  # vertebrae, not specks
+    if not whole[np.unique(pieces[vert])].any(): return no("no vertebra large enough to count")
     is_s = np.zeros(n_p + 1, bool); is_s[np.unique(pieces[labels == 26])] = True
-    column, ls = _column_discs(disc, solid, ph, is_s, spacing, superior, min_mm3, merge_mm)
+    column, ls, both = _column_discs(disc, np.where(whole[pieces], pieces, 0), n_p + 1, is_s, spacing, superior, min_mm3, merge_mm)
     if ls is None: return no("the lumbosacral disc (the disc on the sacrum) is not seen")
     column = [h for h in column if h >= ls - merge_mm / 2]  # the discs down to the lumbosacral one
-    rl, n = ndimage.label(rib); big = np.bincount(rl.ravel(), minlength=n + 1) * np.prod(spacing) >= min_mm3
-    t = _touching(np.where(big[rl], rl, 0), n, solid, spacing, contact_mm, n_p + 1)  # rib head voxels per vertebra piece
-    borne = {int(np.argmax(t[k, 1:])) + 1 for k in range(1, n + 1) if t[k, 1:].any()}  # each rib's vertebra: the one its head lies most against
-    below = {p: int(sum(h < ph[p] for h in column)) for p in borne if not is_s[p]}
+    pieces, n_q = _split_at(pieces, n_p, [(p, h) for p, h in both if not is_s[p]], superior); _, ph = _heights(pieces, n_q, superior)
+    is_s, whole = np.r_[is_s, np.zeros(n_q - n_p, bool)], np.r_[whole, np.ones(n_q - n_p, bool)]
+    bearers = _rib_bearers(rib, np.where(whole[pieces], pieces, 0), n_q + 1, spacing, contact_mm, min_mm3, min_head_mm3)
+    below = {p: int(sum(h < ph[p] for h in column)) for p in bearers if not is_s[p]}
     if not below: return no("no rib touches a vertebra: the last rib-bearing vertebra is not in view")
     pelvis = [p for p in below if below[p] <= 2]  # at the iliac crest (L4, L5): the pelvis, not a rib
     if len(pelvis) == len(below): return no("the only rib-like pieces lie at the iliac crest, two vertebrae or fewer above the sacrum")
     ap = min((p for p in below if p not in pelvis), key=lambda p: ph[p]); anchor = ph[ap]; n_lumbar = below[ap] - 1
     if n_lumbar not in (4, 5, 6): return no(f"{n_lumbar + 1} discs between the last rib and the sacrum: not an anatomical count")
-    lut = np.zeros(n_p + 1, labels.dtype)
-    for p in range(1, n_p + 1):
-        k = sum(min(ph[p], anchor) < h < max(ph[p], anchor) for h in column)
-        lut[p] = max(19 - k, 8) if ph[p] > anchor else (19 + k if k <= n_lumbar else 0)  # T12 - k above; L_k below (L6 = 25)
+    k = np.array([sum(min(h, anchor) < c < max(h, anchor) for c in column) for h in ph])
+    lut = np.where(ph > anchor, np.maximum(19 - k, 8), np.where(k <= n_lumbar, 19 + k, 0)).astype(labels.dtype)  # T12 - k above; L_k below (L6 = 25)
     return np.where(vert, lut[pieces], labels), {"anchored": True, "n_lumbar": n_lumbar, "reason": f"{n_lumbar} lumbar vertebrae counted from the last rib-bearing vertebra (T12) to the sacrum" + (f" ({len(pelvis)} rib-like piece(s) at the iliac crest ignored)" if pelvis else "")}
