@@ -351,13 +351,15 @@ def _column_discs(disc, pieces, n_pieces, is_sacrum, spacing, superior, min_mm3,
     "(heights of the discs, inferior first, one per disc; height of the lumbosacral disc or None; [(piece, disc height)] of pieces on both sides of a disc)."
     dc, m = ndimage.label(disc); dcnt, dh = _heights(dc, m, superior); vol = dcnt * np.prod(spacing)
     above, below = _disc_sides(dc, m, pieces, n_pieces, spacing, superior, 2.0 * max(spacing))
-    cand = [k for k in range(1, m + 1) if vol[k] >= min_mm3]; med = float(np.median(vol[cand])) if cand else 0.0
-    ok = [k for k in cand if vol[k] >= 0.25 * med and min(above[k].sum(), below[k].sum()) >= 0.05 * dcnt[k]]  # a disc: vertebra above and below
+    cand = [k for k in range(1, m + 1) if vol[k] >= min_mm3]; ref = float(np.percentile(vol[cand], 75)) if cand else 0.0
+    ok = [k for k in cand if vol[k] >= 0.25 * ref and min(above[k].sum(), below[k].sum()) >= 0.05 * dcnt[k]]  # a disc: vertebra above and below
     on_s = [k for k in ok if below[k][is_sacrum].sum() > 0 and above[k][~is_sacrum].sum() > 0]
     ls = dh[max(on_s, key=lambda k: below[k][is_sacrum].sum())] if on_s else None
     discs = []
     for h in sorted(dh[k] for k in ok):
         if not discs or h - discs[-1] >= merge_mm: discs.append(h)  # pieces of one disc: within merge_mm of the last disc kept
+    gap = np.diff(discs); short = gap < 0.6 * np.median(gap) if len(gap) > 2 else np.zeros(len(gap), bool)
+    discs = [h for i, h in enumerate(discs) if not (0 < i < len(discs) - 1 and short[i - 1] and short[i])]  # one that halves a vertebra is none
     both = [(p, dh[k]) for k in ok for p in np.nonzero(np.minimum(above[k], below[k]) >= 0.05 * dcnt[k])[0] if p > 0]
     return discs, ls, both
 
