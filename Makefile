@@ -82,10 +82,11 @@ learning-curve: env
 LSTV_DIR ?= outputs/lstv
 LSTV_WEIGHTS ?= baselines-mr-ribs-cpu2d
 LSTV_MODELS ?=
+LSTV_SLAB ?= 0
 lstv: env
 	mkdir -p $(LSTV_DIR)
 	$(BIN)/papermill nbs/pipelines/36_lstv.studies.ipynb $(LSTV_DIR)/36_lstv.studies.ipynb --log-output \
-	  -p run_dir $(abspath $(LSTV_DIR)) -p n_studies 30 -p spacing 1.0,1.0,4.0 -p all_series True -p weights "$(LSTV_WEIGHTS)" -p device cpu \
+	  -p run_dir $(abspath $(LSTV_DIR)) -p n_studies 30 -p spacing 1.0,1.0,4.0 -p all_series True -p weights "$(LSTV_WEIGHTS)" -p slab_mm $(LSTV_SLAB) -p device cpu \
 	  $(if $(LSTV_MODELS),-p model_dir $(abspath $(LSTV_MODELS)))
 	cat $(LSTV_DIR)/lstv_summary.json
 

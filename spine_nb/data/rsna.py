@@ -14,7 +14,7 @@ from .io import SpineIOError, _require, _dicom_header, write_dicom_series
 
 # %% auto #0
 __all__ = ['RSNA_SERIES', 'read_study_list', 'dicom_plane', 'series_kind', 'read_series_descriptions', 'find_series_descriptions',
-           'study_series', 'pick_series', 'rsna_images_dir', 'discover_rsna', 'rsna_fixture']
+           'study_series', 'pick_series', 'rsna_images_dir', 'discover_rsna', 'sagittal_slab', 'rsna_fixture']
 
 # %% ../../nbs/01c_data.rsna.ipynb #8c6db2bb
 def read_study_list(path: str | Path, # .npy of ids, .csv (a study_id column, else the first) or text (one id per line)
@@ -123,6 +123,16 @@ def discover_rsna(root: str | Path, # RSNA folder (or its train_images/)
 # %% ../../nbs/01c_data.rsna.ipynb #d082ebe6
 RSNA_SERIES = {"sagittal_t2": ("Sagittal T2/STIR", "PIR", "t2"), "sagittal_t1": ("Sagittal T1", "PIR", "t1"), "axial_t2": ("Axial T2", "LPS", "t2")}
 
+def sagittal_slab(image: sitk.Image, # a sagittal series, slices along its third axis
+                  centre, # world point (mm) the slab is centred on, e.g. the spine's mean centroid
+                  slab_mm: float, # slab width across the slices in mm (RSNA's sagittal T2: about 15 slices of 4 mm, 60 mm)
+                 ) -> sitk.Image:
+    "The slices of `image` within `slab_mm` across, centred on `centre`: a sagittal series as narrow as a clinical one."
+    n = int(np.clip(round(slab_mm / image.GetSpacing()[2]), 1, image.GetSize()[2]))
+    c = image.TransformPhysicalPointToContinuousIndex([float(v) for v in centre])[2]
+    start = int(np.clip(round(c - (n - 1) / 2), 0, image.GetSize()[2] - n))
+    return sitk.RegionOfInterest(image, [*image.GetSize()[:2], n], [0, 0, start])
+
 def _write_rsna_series(ph_image: sitk.Image, folder: Path, description: str, study_uid: str) -> None:
     "One MR series as <n>.dcm files (MR Image Storage) with the study's StudyInstanceUID."
     tags = lambda k: {"0008|0060": "MR", "0008|0016": "1.2.840.10008.5.1.4.1.1.4", "0020|000d": study_uid}
@@ -137,6 +147,7 @@ def rsna_fixture(out: str | Path, # folder to write (train_images/, train_series
                  corrupt: Sequence[int] = (), # study indices whose sagittal T2 gets a truncated file
                  spacing: tuple = (1.5, 1.5, 4.0), # sagittal voxel size (in-plane, in-plane, slice) in mm
                  fov: str = "lumbar", # phantom field of view
+                 slab_mm: float | None = None, # sagittal series cut to this width (mm) around the spine, as clinical ones are; None: the phantom's whole width
                 ) -> Path:
     "Write `n` synthetic RSNA-layout MR studies; returns the folder."
     from spine_nb.data.phantom import make_phantom
@@ -149,7 +160,8 @@ def rsna_fixture(out: str | Path, # folder to write (train_images/, train_series
             sp = spacing if kind.startswith("sagittal") else (spacing[0], spacing[0], spacing[2])
             ph = make_phantom(seed + k, modality="mr", fov=fov, spacing=sp, orientation=code, contrast=contrast, artefacts=False,
                               n_lumbar=(n_lumbar or {}).get(k))
-            ser = images / sid / str(10 * k + j + 1); _write_rsna_series(ph["image"], ser, desc, study_uid)
+            img = ph["image"] if not (slab_mm and kind.startswith("sagittal")) else sagittal_slab(ph["image"], np.mean(list(ph["centroids"].values()), 0), slab_mm)
+            ser = images / sid / str(10 * k + j + 1); _write_rsna_series(img, ser, desc, study_uid)
             rows.append({"study_id": sid, "series_id": ser.name, "series_description": desc})
             if kind == "sagittal_t2":
                 labs = ph["meta"]["labels"]; truth.append({"study_id": sid, "n_lumbar": ph["meta"]["n_lumbar"], "labels": " ".join(map(str, labs)),
