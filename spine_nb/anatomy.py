@@ -389,6 +389,7 @@ def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (Ve
                         merge_mm: float = 10.0, # disc pieces closer in height than this are one disc
                         min_vertebra_mm3: float = 1000.0, # smaller vertebra pieces (specks of a level) neither bear ribs nor bound discs
                         min_head_mm3: float = 100.0, # a rib whose head lies against the column with less than this is not borne by it
+                        max_gap: float = 1.5, # a gap between two discs below the anchor over this many times their median gap: a disc was missed
                        ) -> tuple[np.ndarray, dict]:
     "(`labels` renamed by counting discs from the last rib-bearing vertebra down to the sacrum, {'anchored', 'n_lumbar', 'reason'})."
     labels = np.asarray(labels); vert = (labels > 0) & (labels <= 28) & (labels != 26)
@@ -410,6 +411,8 @@ def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (Ve
     if len(pelvis) == len(below): return no("the only rib-like pieces lie at the iliac crest, two vertebrae or fewer above the sacrum")
     ap = min((p for p in below if p not in pelvis), key=lambda p: ph[p]); anchor = ph[ap]; n_lumbar = below[ap] - 1
     if n_lumbar not in (4, 5, 6): return no(f"{n_lumbar + 1} discs between the last rib and the sacrum: not an anatomical count")
+    gaps = np.diff([h for h in column if h < anchor]); worst = float(gaps.max() / np.median(gaps))  # n_lumbar >= 4: at least 4 gaps
+    if worst > max_gap: return no(f"a disc seems missed: a gap {worst:.1f} times the median between the discs below the last rib")
     k = np.array([sum(min(h, anchor) < c < max(h, anchor) for c in column) for h in ph])
     lut = np.where(ph > anchor, np.maximum(19 - k, 8), np.where(k <= n_lumbar, 19 + k, 0)).astype(labels.dtype)  # T12 - k above; L_k below (L6 = 25)
     return np.where(vert, lut[pieces], labels), {"anchored": True, "n_lumbar": n_lumbar, "reason": f"{n_lumbar} lumbar vertebrae counted from the last rib-bearing vertebra (T12) to the sacrum" + (f" ({len(pelvis)} rib-like piece(s) at the iliac crest ignored)" if pelvis else "")}
