@@ -358,8 +358,10 @@ def _column_discs(disc, pieces, n_pieces, is_sacrum, spacing, superior, min_mm3,
     discs = []
     for h in sorted(dh[k] for k in ok):
         if not discs or h - discs[-1] >= merge_mm: discs.append(h)  # pieces of one disc: within merge_mm of the last disc kept
-    gap = np.diff(discs); short = gap < 0.6 * np.median(gap) if len(gap) > 2 else np.zeros(len(gap), bool)
-    discs = [h for i, h in enumerate(discs) if not (0 < i < len(discs) - 1 and short[i - 1] and short[i])]  # one that halves a vertebra is none
+    while len(discs) > 3:  # a disc whose gaps to both neighbours add up to about one gap halves a vertebra: it is none
+        g = np.diff(discs); both = g[:-1] + g[1:]; i = int(np.argmin(both))
+        if both[i] >= 1.4 * np.median(g): break
+        discs.pop(i + 1)
     both = [(p, dh[k]) for k in ok for p in np.nonzero(np.minimum(above[k], below[k]) >= 0.05 * dcnt[k])[0] if p > 0]
     return discs, ls, both
 
