@@ -374,11 +374,14 @@ def _split_at(pieces: np.ndarray, n: int, cuts, superior) -> tuple[np.ndarray, i
         if part.any() and (pieces == p).sum() > part.sum(): n += 1; pieces = np.where(part, n, pieces)
     return pieces, n
 
-def _rib_bearers(rib: np.ndarray, solid: np.ndarray, n_pieces: int, spacing, contact_mm: float, min_mm3: float, min_head_mm3: float) -> set[int]:
-    "Vertebra pieces bearing a rib: each rib's is the piece its head (rib voxels within `contact_mm`) lies most against."
-    rl, n = ndimage.label(rib); big = np.bincount(rl.ravel(), minlength=n + 1) * np.prod(spacing) >= min_mm3
-    t = _touching(np.where(big[rl], rl, 0), n, solid, spacing, contact_mm, n_pieces)
-    return {int(np.argmax(t[k, 1:])) + 1 for k in range(1, n + 1) if t[k, 1:].sum() * np.prod(spacing) >= min_head_mm3}
+def _rib_bearers(rib: np.ndarray, solid: np.ndarray, n_pieces: int, spacing, contact_mm: float, min_mm3: float, min_head_mm3: float,
+                 min_rib_mm3: float) -> set[int]:
+    "Vertebra pieces bearing ribs: each rib's is the piece its head (rib voxels within `contact_mm`) lies most against; two ribs or `min_rib_mm3` of rib per piece."
+    rl, n = ndimage.label(rib); vol = np.bincount(rl.ravel(), minlength=n + 1) * np.prod(spacing); big = vol >= min_mm3
+    t = _touching(np.where(big[rl], rl, 0), n, solid, spacing, contact_mm, n_pieces); borne = {}
+    for k in range(1, n + 1):
+        if t[k, 1:].sum() * np.prod(spacing) >= min_head_mm3: p = int(np.argmax(t[k, 1:])) + 1; borne.setdefault(p, []).append(vol[k])
+    return {p for p, v in borne.items() if len(v) >= 2 or sum(v) >= min_rib_mm3}  # a pair, or one whole rib: not a lone transverse process
 
 # %% ../nbs/03_anatomy.ipynb #2af41a5a
 def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerSe ids 1–28; the sacrum 26), as the network named them
@@ -391,6 +394,7 @@ def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (Ve
                         merge_mm: float = 10.0, # disc pieces closer in height than this are one disc
                         min_vertebra_mm3: float = 1000.0, # smaller vertebra pieces (specks of a level) neither bear ribs nor bound discs
                         min_head_mm3: float = 100.0, # a rib whose head lies against the column with less than this is not borne by it
+                        min_rib_mm3: float = 1000.0, # one rib piece smaller than this alone on a vertebra (a transverse process, a speck) does not make it rib-bearing
                         max_gap: float = 1.5, # a gap between two discs below the anchor over this many times their median gap: a disc was missed
                        ) -> tuple[np.ndarray, dict]:
     "(`labels` renamed by counting discs from the last rib-bearing vertebra down to the sacrum, {'anchored', 'n_lumbar', 'reason'})."
@@ -406,7 +410,7 @@ def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (Ve
     column = [h for h in column if h >= ls - merge_mm / 2]  # the discs down to the lumbosacral one
     pieces, n_q = _split_at(pieces, n_p, [(p, h) for p, h in both if not is_s[p]], superior); _, ph = _heights(pieces, n_q, superior)
     is_s, whole = np.r_[is_s, np.zeros(n_q - n_p, bool)], np.r_[whole, np.ones(n_q - n_p, bool)]
-    bearers = _rib_bearers(rib, np.where(whole[pieces], pieces, 0), n_q + 1, spacing, contact_mm, min_mm3, min_head_mm3)
+    bearers = _rib_bearers(rib, np.where(whole[pieces], pieces, 0), n_q + 1, spacing, contact_mm, min_mm3, min_head_mm3, min_rib_mm3)
     below = {p: int(sum(h < ph[p] for h in column)) for p in bearers if not is_s[p]}
     if not below: return no("no rib touches a vertebra: the last rib-bearing vertebra is not in view")
     pelvis = [p for p in below if below[p] <= 2]  # at the iliac crest (L4, L5): the pelvis, not a rib
