@@ -4,7 +4,7 @@
 
 # %% ../../nbs/01c_data.rsna.ipynb #e426a3a5
 from __future__ import annotations
-import re
+import json, re
 from pathlib import Path
 from typing import Mapping, Sequence
 import numpy as np
@@ -149,7 +149,7 @@ def rsna_fixture(out: str | Path, # folder to write (train_images/, train_series
                  fov: str = "lumbar", # phantom field of view
                  slab_mm: float | None = None, # sagittal series cut to this width (mm) around the spine, as clinical ones are; None: the phantom's whole width
                 ) -> Path:
-    "Write `n` synthetic RSNA-layout MR studies; returns the folder."
+    "Write `n` synthetic RSNA-layout MR studies (and `truth/`: each sagittal T2's vertebra and tissue masks and body centroids); returns the folder."
     from spine_nb.data.phantom import make_phantom
     from spine_nb.data.io import _uid
     out = Path(out); images = out / "train_images"; rows, truth = [], []
@@ -160,13 +160,17 @@ def rsna_fixture(out: str | Path, # folder to write (train_images/, train_series
             sp = spacing if kind.startswith("sagittal") else (spacing[0], spacing[0], spacing[2])
             ph = make_phantom(seed + k, modality="mr", fov=fov, spacing=sp, orientation=code, contrast=contrast, artefacts=False,
                               n_lumbar=(n_lumbar or {}).get(k))
-            img = ph["image"] if not (slab_mm and kind.startswith("sagittal")) else sagittal_slab(ph["image"], np.mean(list(ph["centroids"].values()), 0), slab_mm)
+            cut = (lambda im: sagittal_slab(im, np.mean(list(ph["centroids"].values()), 0), slab_mm)) if slab_mm and kind.startswith("sagittal") else (lambda im: im)
+            img = cut(ph["image"])
             ser = images / sid / str(10 * k + j + 1); _write_rsna_series(img, ser, desc, study_uid)
             rows.append({"study_id": sid, "series_id": ser.name, "series_description": desc})
             if kind == "sagittal_t2":
                 labs = ph["meta"]["labels"]; truth.append({"study_id": sid, "n_lumbar": ph["meta"]["n_lumbar"], "labels": " ".join(map(str, labs)),
                                                            "lstv": {4: "sacralisation", 5: "normal", 6: "lumbarisation"}[ph["meta"]["n_lumbar"]]})
                 if k in corrupt: f = ser / "3.dcm"; f.write_bytes(f.read_bytes()[:200])
+                (out / "truth").mkdir(parents=True, exist_ok=True)
+                for name, im in (("seg-vert", ph["mask"]), ("seg-spine", ph["semantic"])): sitk.WriteImage(cut(im), str(out / "truth" / f"{sid}_{name}_msk.nii.gz"), True)
+                (out / "truth" / f"{sid}_centroids.json").write_text(json.dumps({str(l): [float(v) for v in c] for l, c in ph["centroids"].items()}))
     pd.DataFrame(rows).to_csv(out / "train_series_descriptions.csv", index=False)
     pd.DataFrame(truth).to_csv(out / "truth.csv", index=False)
     np.save(out / "valid_id.npy", np.array([1000 + k for k in range(n)]))

@@ -4,12 +4,15 @@
 
 # %% ../../nbs/10d_evaluation.lstv.ipynb #66db6ae3
 from __future__ import annotations
+import json
 import numpy as np
 import pandas as pd
 from ..anatomy import LSTV_CLASSES
+from pathlib import Path
+import SimpleITK as sitk
 
 # %% auto #0
-__all__ = ['LSTV_TARGETS', 'lstv_scores']
+__all__ = ['LSTV_TARGETS', 'STUDY_TARGETS', 'lstv_scores', 'study_scores']
 
 # %% ../../nbs/10d_evaluation.lstv.ipynb #cc69c310
 LSTV_TARGETS = {"accuracy": 0.95, "sensitivity_lumbarisation": 0.90, "sensitivity_sacralisation": 0.90}
@@ -26,3 +29,24 @@ def lstv_scores(table: pd.DataFrame, # predictions: study_id, lstv
            "sensitivity": sens, "uncertain_rate": float((p == "uncertain").mean()) if len(t) else float("nan"), "n": len(t)}
     vals = {"accuracy": out["accuracy"], **{f"sensitivity_{c}": sens[c] for c in ("lumbarisation", "sacralisation")}}
     return {**out, "met": {k: bool(vals[k] >= v) for k, v in LSTV_TARGETS.items()}}
+
+# %% ../../nbs/10d_evaluation.lstv.ipynb #c4139d46
+STUDY_TARGETS = {"id_rate": 0.95, "dice_mean": 0.85, "disc_dice": 0.80, "canal_dice": 0.80}
+
+def study_scores(seg_vert: str | Path, # a study's `seg-vert` mask (VerSe ids; discs 100 + X)
+                 seg_spine: str | Path | None, # its tissue map (1 vertebra, 2 disc, 3 canal); None: the method writes none
+                 truth: str | Path, # the fixture's `truth/` folder
+                 study: str, # study id
+                ) -> dict:
+    "{'id_rate', 'dice_mean', 'disc_dice', 'canal_dice', 'n_gt'} of one study against the fixture's truth."
+    from spine_nb.anatomy import body_centres
+    from spine_nb.evaluation.metrics import evaluate_case, tissue_scores
+    t = Path(truth); gv, gs = (sitk.ReadImage(str(t / f"{study}_{k}_msk.nii.gz")) for k in ("seg-vert", "seg-spine"))
+    on = lambda f: sitk.Resample(sitk.ReadImage(str(f)), gv, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt16)
+    pv = on(seg_vert); a = sitk.GetArrayFromImage(pv); vert = sitk.GetImageFromArray(np.where(a < 100, a, 0)); vert.CopyInformation(gv)
+    centre = lambda im: {l: np.asarray(im.TransformContinuousIndexToPhysicalPoint([float(x) for x in c[::-1]]))
+                         for l, c in body_centres(sitk.GetArrayFromImage(im), im.GetSpacing()[::-1]).items()}
+    gt_ctd = {int(k): np.asarray(v, float) for k, v in json.loads((t / f"{study}_centroids.json").read_text()).items()}
+    agg = evaluate_case(vert, gv, centre(vert), gt_ctd)["aggregate"]
+    ts = tissue_scores(pv, on(seg_spine) if seg_spine else None, gv, gs)
+    return {"id_rate": agg["id_rate"], "dice_mean": agg["dice_mean"], "disc_dice": ts["disc_dice"], "canal_dice": ts["canal_dice"], "n_gt": agg["n_gt"]}
