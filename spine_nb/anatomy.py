@@ -242,12 +242,17 @@ def body_centres(labels: np.ndarray, # `(X, Y, Z)` label map (VerSe ids), any in
                  spacing=(1.0, 1.0, 1.0), # voxel size in mm along the three axes
                  ids=None, # only these labels (None: every label > 0)
                  core: float = 0.7, # the core: voxels at least this fraction of the largest distance from the border
+                 superior=None, # per axis, the world height (mm) gained per voxel step; given, the sacrum's centre is S1's (its top `s1_mm`), as VerSe's
+                 s1_mm: float = 30.0, # height of S1's body
                 ) -> dict[int, np.ndarray]:
     "{label: continuous voxel index} of the centre of the thickest part (the body) of each label of `labels`."
     labels = np.asarray(labels); boxes = ndimage.find_objects(labels.astype(np.int64)); out = {}
     ids = [int(i) for i in (np.unique(labels) if ids is None else ids) if 0 < int(i) <= len(boxes) and boxes[int(i) - 1] is not None]
     for v in ids:
         box = boxes[v - 1]; m = np.pad(labels[box] == v, 1)  # a border of background: the scan's edge is not the vertebra's
+        if v == 26 and superior is not None:  # the sacrum's landmark is S1's body, not the middle of the whole bone
+            h = np.tensordot(np.asarray(superior, float), np.indices(m.shape) - 1 + np.array([s.start for s in box]).reshape(-1, *[1] * m.ndim), axes=1)
+            m &= h >= h[m].max() - s1_mm
         dt = ndimage.distance_transform_edt(m, sampling=spacing); c = dt >= core * dt.max()
         comp, n = ndimage.label(c)
         if n > 1: c = comp == 1 + int(np.argmax(ndimage.sum(dt, comp, range(1, n + 1))))

@@ -45,7 +45,7 @@ def study_scores(seg_vert: str | Path, # a study's `seg-vert` mask (VerSe ids; d
     on = lambda f: sitk.Resample(sitk.ReadImage(str(f)), gv, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt16)
     pv = on(seg_vert); a = sitk.GetArrayFromImage(pv); vert = sitk.GetImageFromArray(np.where(a < 100, a, 0)); vert.CopyInformation(gv)
     centre = lambda im: {l: np.asarray(im.TransformContinuousIndexToPhysicalPoint([float(x) for x in c[::-1]]))
-                         for l, c in body_centres(sitk.GetArrayFromImage(im), im.GetSpacing()[::-1]).items()}
+                         for l, c in body_centres(sitk.GetArrayFromImage(im), im.GetSpacing()[::-1], superior=(np.asarray(im.GetDirection()).reshape(3, 3)[2] * im.GetSpacing())[::-1]).items()}
     gt_ctd = {int(k): np.asarray(v, float) for k, v in json.loads((t / f"{study}_centroids.json").read_text()).items()}
     agg = evaluate_case(vert, gv, centre(vert), gt_ctd)["aggregate"]
     ts = tissue_scores(pv, on(seg_spine) if seg_spine else None, gv, gs)

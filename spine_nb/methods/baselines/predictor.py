@@ -169,7 +169,7 @@ def mask_landmarks(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on `grid`
     "Landmark dicts (label, world, score) of the vertebrae (VerSe ids 1–28) in `labels`, cranial first."
     from spine_nb.anatomy import _RANK, body_centres
     ids = [int(v) for v in np.unique(labels) if 0 < v <= 28 and int(v) in _RANK]
-    centres = body_centres(labels, grid.spacing, ids); out = []
+    centres = body_centres(labels, grid.spacing, ids, superior=np.asarray(grid.direction)[2] * np.asarray(grid.spacing)); out = []
     for v, c in centres.items():
         s = 1.0
         if probs is not None and classes is not None:
