@@ -250,9 +250,9 @@ def body_centres(labels: np.ndarray, # `(X, Y, Z)` label map (VerSe ids), any in
     ids = [int(i) for i in (np.unique(labels) if ids is None else ids) if 0 < int(i) <= len(boxes) and boxes[int(i) - 1] is not None]
     for v in ids:
         box = boxes[v - 1]; m = np.pad(labels[box] == v, 1)  # a border of background: the scan's edge is not the vertebra's
-        if v == 26 and superior is not None:  # the sacrum's landmark is S1's body, not the middle of the whole bone
+        if v == 26 and superior is not None:  # the sacrum's landmark is S1's body: the top s1_mm of its largest piece (strays left out)
             h = np.tensordot(np.asarray(superior, float), np.indices(m.shape) - 1 + np.array([s.start for s in box]).reshape(-1, *[1] * m.ndim), axes=1)
-            m &= h >= h[m].max() - s1_mm
+            comp, k = ndimage.label(m); m = comp == 1 + int(np.argmax(np.bincount(comp.ravel())[1:])) if k > 1 else m; m &= h >= h[m].max() - s1_mm
         dt = ndimage.distance_transform_edt(m, sampling=spacing); c = dt >= core * dt.max()
         comp, n = ndimage.label(c)
         if n > 1: c = comp == 1 + int(np.argmax(ndimage.sum(dt, comp, range(1, n + 1))))
