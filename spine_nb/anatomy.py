@@ -238,6 +238,10 @@ def chain_neighbours(chain: list[dict], # identified landmarks, cranial → caud
     return out
 
 # %% ../nbs/03_anatomy.ipynb #737fdff9
+def _height_map(shape, superior, start=0) -> np.ndarray:
+    "World height (mm, up to a constant) of every voxel of an array of `shape` whose first voxel has index `start`."
+    return np.tensordot(np.asarray(superior, float), np.indices(shape) + np.reshape(start, (-1,) + (1,) * len(shape)), axes=1)
+
 def body_centres(labels: np.ndarray, # `(X, Y, Z)` label map (VerSe ids), any integer type
                  spacing=(1.0, 1.0, 1.0), # voxel size in mm along the three axes
                  ids=None, # only these labels (None: every label > 0)
@@ -251,7 +255,7 @@ def body_centres(labels: np.ndarray, # `(X, Y, Z)` label map (VerSe ids), any in
     for v in ids:
         box = boxes[v - 1]; m = np.pad(labels[box] == v, 1)  # a border of background: the scan's edge is not the vertebra's
         if v == 26 and superior is not None:  # the sacrum's landmark is S1's body: the top s1_mm of its largest piece (strays left out)
-            h = np.tensordot(np.asarray(superior, float), np.indices(m.shape) - 1 + np.array([s.start for s in box]).reshape(-1, *[1] * m.ndim), axes=1)
+            h = _height_map(m.shape, superior, np.array([s.start for s in box]) - 1)  # the pad's voxel is index start - 1
             comp, k = ndimage.label(m); m = comp == 1 + int(np.argmax(np.bincount(comp.ravel())[1:])) if k > 1 else m; m &= h >= h[m].max() - s1_mm
         dt = ndimage.distance_transform_edt(m, sampling=spacing); c = dt >= core * dt.max()
         comp, n = ndimage.label(c)
@@ -373,7 +377,7 @@ def _column_discs(disc, pieces, n_pieces, is_sacrum, spacing, superior, min_mm3,
 # %% ../nbs/03_anatomy.ipynb #61cae7aa
 def _split_at(pieces: np.ndarray, n: int, cuts, superior) -> tuple[np.ndarray, int]:
     "(`pieces` with each (piece, height) of `cuts` split at that height, the part above a new piece; new count): two vertebrae joined by their arches part at their disc."
-    h = np.tensordot(np.asarray(superior, float), np.indices(pieces.shape), axes=1) if cuts else None
+    h = _height_map(pieces.shape, superior) if cuts else None
     for p, at in sorted(cuts, key=lambda c: c[1]):
         part = (pieces == p) & (h > at)
         if part.any() and (pieces == p).sum() > part.sum(): n += 1; pieces = np.where(part, n, pieces)
@@ -407,9 +411,9 @@ def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (Ve
     no = lambda why: (labels, {"anchored": False, "n_lumbar": None, "reason": why})
     if not (labels == 26).any(): return no("no sacrum to count down to")
     pieces, n_p = _level_pieces(labels, vert | (labels == 26)); pc, _ = _heights(pieces, n_p, superior)
-    whole = np.r_[False, pc[1:] * np.prod(spacing) >= min_vertebra_mm3]; whole[np.unique(pieces[labels == 26])] = True  # vertebrae, not specks
-    if not whole[np.unique(pieces[vert])].any(): return no("no vertebra large enough to count")
     is_s = np.zeros(n_p + 1, bool); is_s[np.unique(pieces[labels == 26])] = True
+    whole = np.r_[False, pc[1:] * np.prod(spacing) >= min_vertebra_mm3] | is_s  # vertebrae (and the sacrum), not specks
+    if not whole[np.unique(pieces[vert])].any(): return no("no vertebra large enough to count")
     column, ls, both = _column_discs(disc, np.where(whole[pieces], pieces, 0), n_p + 1, is_s, spacing, superior, min_mm3, merge_mm)
     if ls is None: return no("the lumbosacral disc (the disc on the sacrum) is not seen")
     column = [h for h in column if h >= ls - merge_mm / 2]  # the discs down to the lumbosacral one

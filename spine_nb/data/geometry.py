@@ -48,6 +48,12 @@ def corners(self: Grid) -> np.ndarray:
     n = np.asarray(self.size) - 1
     return self.index_to_world([[i * n[0], j * n[1], k * n[2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
 
+# %% ../../nbs/01a_data.geometry.ipynb #eefaed07
+@patch(as_prop=True)
+def superior(self: Grid) -> np.ndarray:
+    "(3,) world height (mm, LPS z) gained per voxel step along each index axis (x, y, z)."
+    return self.direction[2] * self.spacing
+
 # %% ../../nbs/01a_data.geometry.ipynb #54b0b0ad
 @patch
 def resample(self: Grid, image: sitk.Image, interpolator=sitk.sitkLinear, default: float = 0.0, pixel=sitk.sitkFloat32) -> sitk.Image:

@@ -5,11 +5,12 @@
 # %% ../../nbs/10d_evaluation.lstv.ipynb #66db6ae3
 from __future__ import annotations
 import json
+from pathlib import Path
 import numpy as np
 import pandas as pd
-from ..anatomy import LSTV_CLASSES
-from pathlib import Path
 import SimpleITK as sitk
+from ..anatomy import LSTV_CLASSES
+from ..data.geometry import Grid
 
 # %% auto #0
 __all__ = ['LSTV_TARGETS', 'STUDY_TARGETS', 'lstv_scores', 'study_scores']
@@ -45,7 +46,7 @@ def study_scores(seg_vert: str | Path, # a study's `seg-vert` mask (VerSe ids; d
     on = lambda f: sitk.Resample(sitk.ReadImage(str(f)), gv, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt16)
     pv = on(seg_vert); a = sitk.GetArrayFromImage(pv); vert = sitk.GetImageFromArray(np.where(a < 100, a, 0)); vert.CopyInformation(gv)
     centre = lambda im: {l: np.asarray(im.TransformContinuousIndexToPhysicalPoint([float(x) for x in c[::-1]]))
-                         for l, c in body_centres(sitk.GetArrayFromImage(im), im.GetSpacing()[::-1], superior=(np.asarray(im.GetDirection()).reshape(3, 3)[2] * im.GetSpacing())[::-1]).items()}
+                         for l, c in body_centres(sitk.GetArrayFromImage(im), im.GetSpacing()[::-1], superior=Grid.of(im).superior[::-1]).items()}
     gt_ctd = {int(k): np.asarray(v, float) for k, v in json.loads((t / f"{study}_centroids.json").read_text()).items()}
     agg = evaluate_case(vert, gv, centre(vert), gt_ctd)["aggregate"]
     ts = tissue_scores(pv, on(seg_spine) if seg_spine else None, gv, gs)

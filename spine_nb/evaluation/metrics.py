@@ -266,11 +266,12 @@ def tissue_scores(pred_seg: sitk.Image, # predicted VerSe label map; discs as 10
                  ) -> dict:
     "Dice per reference disc with the predicted disc of its level (`discs`, mean `disc_dice`; missed 0), of all discs as one tissue and of the canal."
     from spine_nb.anatomy import disc_label_map
+    from spine_nb.data.geometry import Grid
     on = lambda im: sitk.GetArrayFromImage(sitk.Resample(im, gt_seg, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt16))
     g, gt, p = sitk.GetArrayFromImage(gt_seg), sitk.GetArrayFromImage(gt_tissue), on(pred_seg)
     pt = on(pred_tissue) if pred_tissue is not None else None
     if pt is None and not (p >= 100).any(): return dict(discs={}, disc_dice=_NAN, n_discs=0, disc_tissue_dice=_NAN, canal_dice=_NAN)
-    up = (np.asarray(gt_seg.GetDirection()).reshape(3, 3)[2] * np.asarray(gt_seg.GetSpacing()))[::-1]   # height per step along (z, y, x)
+    up = Grid.of(gt_seg).superior[::-1]   # height per step along (z, y, x)
     truth = disc_label_map(g, gt == 2, up)
     discs = {int(d): _dice(truth == d, p == d) for d in np.unique(truth[truth > 0])}
     pdisc = pt == 2 if pt is not None else p >= 100

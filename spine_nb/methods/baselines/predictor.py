@@ -127,7 +127,7 @@ def level_discs(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on `grid` (ver
                 grid: Grid) -> np.ndarray:
     "`labels` with each piece of `disc` labelled 100 + X, X the vertebra above it; pieces touching no vertebra stay 0."
     from spine_nb.anatomy import disc_label_map
-    d = disc_label_map(labels, disc, np.asarray(grid.direction)[2] * np.asarray(grid.spacing))
+    d = disc_label_map(labels, disc, grid.superior)
     return np.where(d > 0, d, labels).astype(labels.dtype)
 
 def verse_labels(classes: np.ndarray, # `(X, Y, Z)` post-processed class map
@@ -156,7 +156,7 @@ def counted_labels(classes: np.ndarray, # `(X, Y, Z)` class map of a scheme with
     names = scheme_classes(scheme); d, r = names.index("disc") + 1, names.index("rib") + 1
     cls = postprocess(classes, grid.spacing, min_size_mm3, largest=False)  # every piece kept: the count decides which vertebra each is
     cls = _keep_touching(cls, [c for c in range(1, d) if (cls == c).any()], [d], every=True)  # but only pieces on the column (touching a disc)
-    lab, info = count_from_last_rib(class_labels(scheme)[cls], cls == d, cls == r, grid.spacing, np.asarray(grid.direction)[2] * np.asarray(grid.spacing))
+    lab, info = count_from_last_rib(class_labels(scheme)[cls], cls == d, cls == r, grid.spacing, grid.superior)
     if not info["anchored"]: return None, info
     x = _keep_touching(np.where(cls == d, 255, lab).astype(np.uint8), [int(v) for v in np.unique(lab) if 0 < v <= 28], [255])
     return level_discs(np.where(x == 255, 0, x).astype(np.uint8), cls == d, grid), info
@@ -169,7 +169,7 @@ def mask_landmarks(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on `grid`
     "Landmark dicts (label, world, score) of the vertebrae (VerSe ids 1–28) in `labels`, cranial first."
     from spine_nb.anatomy import _RANK, body_centres
     ids = [int(v) for v in np.unique(labels) if 0 < v <= 28 and int(v) in _RANK]
-    centres = body_centres(labels, grid.spacing, ids, superior=np.asarray(grid.direction)[2] * np.asarray(grid.spacing)); out = []
+    centres = body_centres(labels, grid.spacing, ids, superior=grid.superior); out = []
     for v, c in centres.items():
         s = 1.0
         if probs is not None and classes is not None:
