@@ -242,12 +242,20 @@ def _height_map(shape, superior, start=0) -> np.ndarray:
     "World height (mm, up to a constant) of every voxel of an array of `shape` whose first voxel has index `start`."
     return np.tensordot(np.asarray(superior, float), np.indices(shape) + np.reshape(start, (-1,) + (1,) * len(shape)), axes=1)
 
+def _near_axis(m: np.ndarray, start, centre, spacing, superior, radius: float) -> np.ndarray:
+    "`m` (its first voxel at index `start`) cut to the voxels within `radius` mm of the vertical line through voxel `centre`; `m` if none are."
+    u = np.asarray(superior, float) / np.asarray(spacing, float); u /= np.linalg.norm(u)  # up, as a unit vector in mm along the axes
+    d = (np.indices(m.shape) + np.reshape(np.asarray(start) - centre, (-1, 1, 1, 1))) * np.reshape(spacing, (-1, 1, 1, 1))
+    near = (d ** 2).sum(0) - np.tensordot(u, d, axes=1) ** 2 <= radius ** 2
+    return m & near if (m & near).any() else m
+
 def body_centres(labels: np.ndarray, # `(X, Y, Z)` label map (VerSe ids), any integer type
                  spacing=(1.0, 1.0, 1.0), # voxel size in mm along the three axes
                  ids=None, # only these labels (None: every label > 0)
                  core: float = 0.7, # the core: voxels at least this fraction of the largest distance from the border
                  superior=None, # per axis, the world height (mm) gained per voxel step; given, the sacrum's centre is S1's (its top `s1_mm`), as VerSe's
                  s1_mm: float = 30.0, # height of S1's body
+                 s1_radius_mm: float = 25.0, # S1's body lies within this distance of the vertical line through the body above it (the alae do not)
                 ) -> dict[int, np.ndarray]:
     "{label: continuous voxel index} of the centre of the thickest part (the body) of each label of `labels`."
     labels = np.asarray(labels); boxes = ndimage.find_objects(labels.astype(np.int64)); out = {}
@@ -257,6 +265,8 @@ def body_centres(labels: np.ndarray, # `(X, Y, Z)` label map (VerSe ids), any in
         if v == 26 and superior is not None:  # the sacrum's landmark is S1's body: the top s1_mm of its largest piece (strays left out)
             h = _height_map(m.shape, superior, np.array([s.start for s in box]) - 1)  # the pad's voxel is index start - 1
             comp, k = ndimage.label(m); m = comp == 1 + int(np.argmax(np.bincount(comp.ravel())[1:])) if k > 1 else m; m &= h >= h[m].max() - s1_mm
+            above = [int(l) for l in np.unique(labels) if int(l) in _RANK and _RANK[int(l)] < _RANK[26]]
+            if above: l5 = max(above, key=_RANK.get); m = _near_axis(m, np.array([s.start for s in box]) - 1, body_centres(labels, spacing, [l5], core)[l5], spacing, superior, s1_radius_mm)
         dt = ndimage.distance_transform_edt(m, sampling=spacing); c = dt >= core * dt.max()
         comp, n = ndimage.label(c)
         if n > 1: c = comp == 1 + int(np.argmax(ndimage.sum(dt, comp, range(1, n + 1))))
@@ -270,6 +280,7 @@ def disc_levels(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerSe ids 
                ) -> tuple[np.ndarray, dict[int, int]]:
     "(pieces of `disc`, {piece: VerSe id of the vertebra above it}); a piece that touches no vertebra gets none."
     comp, n = ndimage.label(disc); out, centres = {}, {}; vert = (labels > 0) & (labels <= 28)
+    present = sorted({int(l) for l in np.unique(labels[vert])} & set(_RANK), key=_RANK.get)  # cranial first
     for k, box in enumerate(ndimage.find_objects(comp), 1):   # each piece in its box grown by the dilation: fast on 1 mm scans
         sl = tuple(slice(max(s.start - 3, 0), s.stop + 3) for s in box); piece = comp[sl] == k
         labs, counts = np.unique(labels[sl][ndimage.binary_dilation(piece, iterations=2) & vert[sl]], return_counts=True)
@@ -278,7 +289,8 @@ def disc_levels(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerSe ids 
         elif labs:
             if labs[0] not in centres: centres[labs[0]] = np.array(ndimage.center_of_mass(labels == labs[0]))
             up = np.dot(np.add(ndimage.center_of_mass(piece), [s.start for s in sl]) - centres[labs[0]], superior) > 0
-            above = _above(labs[0]) if up else labs[0]
+            higher = [l for l in present if _RANK[l] < _RANK[labs[0]]]  # the vertebra above in this map (L4 over a sacralised sacrum)
+            above = (higher[-1] if higher else _above(labs[0])) if up else labs[0]
             if above: out[k] = above
     return comp, out
 

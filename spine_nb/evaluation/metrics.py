@@ -263,19 +263,22 @@ def tissue_scores(pred_seg: sitk.Image, # predicted VerSe label map; discs as 10
                   pred_tissue: sitk.Image | None, # predicted tissue map (1 vertebra, 2 disc, 3 canal); None: the method makes none
                   gt_seg: sitk.Image, # reference vertebra label map (VerSe ids)
                   gt_tissue: sitk.Image, # reference tissue map on the grid of `gt_seg` (1 vertebra, 2 disc, 3 canal)
+                  min_share: float = 0.25, # a reference disc under this share of the median reference disc is a fragment: not scored
                  ) -> dict:
-    "Dice per reference disc with the predicted disc of its level (`discs`, mean `disc_dice`; missed 0), of all discs as one tissue and of the canal."
+    "Dice per reference disc with the predicted disc of its level (`discs`, mean `disc_dice`; missed 0; fragments counted in `n_disc_fragments`), of all discs as one tissue and of the canal."
     from spine_nb.anatomy import disc_label_map
     from spine_nb.data.geometry import Grid
     on = lambda im: sitk.GetArrayFromImage(sitk.Resample(im, gt_seg, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt16))
     g, gt, p = sitk.GetArrayFromImage(gt_seg), sitk.GetArrayFromImage(gt_tissue), on(pred_seg)
     pt = on(pred_tissue) if pred_tissue is not None else None
-    if pt is None and not (p >= 100).any(): return dict(discs={}, disc_dice=_NAN, n_discs=0, disc_tissue_dice=_NAN, canal_dice=_NAN)
+    if pt is None and not (p >= 100).any(): return dict(discs={}, disc_dice=_NAN, n_discs=0, n_disc_fragments=0, disc_tissue_dice=_NAN, canal_dice=_NAN)
     up = Grid.of(gt_seg).superior[::-1]   # height per step along (z, y, x)
     truth = disc_label_map(g, gt == 2, up)
-    discs = {int(d): _dice(truth == d, p == d) for d in np.unique(truth[truth > 0])}
+    vol = np.bincount(truth.ravel(), minlength=256)[100:]; levels = np.nonzero(vol)[0]
+    keep = [int(d) + 100 for d in levels if vol[d] >= min_share * np.median(vol[levels])]
+    discs = {d: _dice(truth == d, p == d) for d in keep}
     pdisc = pt == 2 if pt is not None else p >= 100
-    return dict(discs=discs, disc_dice=_mean(discs.values()), n_discs=len(discs), disc_tissue_dice=_dice(gt == 2, pdisc),
+    return dict(discs=discs, disc_dice=_mean(discs.values()), n_discs=len(discs), n_disc_fragments=len(levels) - len(keep), disc_tissue_dice=_dice(gt == 2, pdisc),
                 canal_dice=_dice(gt == 3, pt == 3) if pt is not None else _NAN)
 
 # %% ../../nbs/10_evaluation.metrics.ipynb #4cafde1b

@@ -25,10 +25,10 @@ from .trainers import sliding_logits
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['STANDARD_LEVELS', 'PREDICTOR', 'load_baseline', 'postprocess', 'split_touching', 'levels_by_position', 'level_discs',
-           'verse_labels', 'tissue_map', 'counted_labels', 'mask_landmarks', 'SemanticPredictor', 'from_model_dir',
-           'from_family', 'describe', 'probabilities', 'predict', 'infer_parser', 'infer_cli', 'studies_parser',
-           'studies_cli']
+__all__ = ['STANDARD_LEVELS', 'PREDICTOR', 'load_baseline', 'postprocess', 'trim_vertebrae', 'split_touching',
+           'levels_by_position', 'level_discs', 'verse_labels', 'tissue_map', 'counted_labels', 'mask_landmarks',
+           'SemanticPredictor', 'from_model_dir', 'from_family', 'describe', 'probabilities', 'predict', 'infer_parser',
+           'infer_cli', 'studies_parser', 'studies_cli']
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #86178a22
 _HINT = "train one with `spine-nb train --method baselines` or pass the right --model_dir"
@@ -87,6 +87,18 @@ def postprocess(classes: np.ndarray, # `(X, Y, Z)` class map
         if small: x = torch.where(torch.isin(x, torch.tensor(small)), 0, x)
     if labs: x = FillHoles(applied_labels=labs)(x)
     return np.asarray(torch.as_tensor(x)[0]).astype(np.uint8)
+
+# %% ../../../nbs/22c_methods.baselines.predictor.ipynb #bac88978
+def trim_vertebrae(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on the network grid (vertebrae 1–28; discs 100 + X)
+                   probs: np.ndarray, # `(C, X, Y, Z)` class probabilities it came from
+                   scheme: str, # the label scheme (which classes are vertebrae)
+                   threshold: float | None = None, # least summed vertebra probability of a vertebra voxel; None: no trimming
+                  ) -> np.ndarray:
+    "`labels` without the vertebra voxels whose vertebra classes' summed probability is under `threshold`."
+    if threshold is None: return labels
+    lab, names = class_labels(scheme), scheme_classes(scheme)
+    vert = np.array([0] + [int(0 < lab[c] <= 28 or names[c - 1] == "vertebra") for c in range(1, len(names) + 1)], bool)
+    return np.where((labels > 0) & (labels <= 28) & (probs[vert].sum(0) < threshold), 0, labels).astype(labels.dtype)
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #21d290c6
 STANDARD_LEVELS: tuple[int, ...] = tuple(range(1, 25))  # C1…L5 without the transitional T13 and L6
@@ -186,7 +198,9 @@ class SemanticPredictor:
                  min_size_mm3: float | None = None, # post-processing threshold (default: the training config's)
                  bottom_level: str = "L5", # the generic scheme's lowest level
                  ctd_orientation: str = "PIR", # axes of the written _ctd.json (as `spine-nb infer`)
-                 dicom_seg: bool = False):
+                 dicom_seg: bool = False,
+                 vertebra_threshold: float | None = None, # `trim_vertebrae`' threshold (a family's `postprocess`); None: the argmax
+                ):
         paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
         if not paths: raise CheckpointError(f"no baseline checkpoint given; {_HINT}")
         self.device = get_device(device); loaded = [load_baseline(p, self.device) for p in paths]
@@ -196,6 +210,7 @@ class SemanticPredictor:
         self.modality, self.scheme = self.plan["intensity"]["modality"], self.plan["label_scheme"]
         self.min_size_mm3 = float(self.config.get("min_size_mm3", 500.0) if min_size_mm3 is None else min_size_mm3)
         self.bottom_level, self.ctd_orientation, self.dicom_seg, self.weights = bottom_level, ctd_orientation, dicom_seg, None
+        self.vertebra_threshold = None if vertebra_threshold is None else float(vertebra_threshold)
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #65ffe4ca
 def from_model_dir(model_dir: str | Path, # a run folder holding baselines/semantic/checkpoints/fold_<k>/best.pth
@@ -206,7 +221,7 @@ def from_model_dir(model_dir: str | Path, # a run folder holding baselines/seman
 def from_family(fam: dict, # a verified family.json (`spine_nb.inference.weights.find_family`)
                 device=None, **kw) -> SemanticPredictor:
     "The predictor of a shipped or downloaded weights family (`spine_nb.inference.weights.family_predictor` calls it)."
-    p = from_model_dir(fam["path"], fam.get("folds") or (0,), device, **kw)
+    p = from_model_dir(fam["path"], fam.get("folds") or (0,), device, **{**(fam.get("postprocess") or {}), **kw})  # the family's post-processing, unless overridden
     p.weights = family_facts(fam); return p
 
 def describe(self: SemanticPredictor) -> dict:
@@ -214,7 +229,7 @@ def describe(self: SemanticPredictor) -> dict:
     return {"checkpoints": {"semantic": self.paths}, "weights": self.weights, "device": str(self.device),
             "parameters": {"method": "baselines", "network": self.config.get("network"), "label_scheme": self.scheme,
                            "spacing": self.plan["spacing"], "patch_size": self.plan["patch_size"], "min_size_mm3": self.min_size_mm3,
-                           "bottom_level": self.bottom_level, "parameter_count": count_parameters(self.models[0])}}
+                           "bottom_level": self.bottom_level, "vertebra_threshold": self.vertebra_threshold, "parameter_count": count_parameters(self.models[0])}}
 
 SemanticPredictor.from_model_dir, SemanticPredictor.from_family, SemanticPredictor.describe = staticmethod(from_model_dir), staticmethod(from_family), describe
 PREDICTOR = SemanticPredictor  # this method's predictor class: `spine_nb.inference.weights` makes its families and model folders with its from_family / from_model_dir
@@ -244,6 +259,7 @@ def predict(self: SemanticPredictor, image, output_dir=None, case: str | None = 
     labels, count = counted_labels(raw, self.scheme, grid, self.min_size_mm3) if rib else (None, None)  # a scheme with ribs counts the levels
     cls = postprocess(raw, grid.spacing, self.min_size_mm3, largest=self.scheme != "vertebra", several=disc + rib, touching=disc)
     labels = verse_labels(cls, self.scheme, grid, self.bottom_level) if labels is None else labels
+    labels = trim_vertebrae(labels, probs, self.scheme, self.vertebra_threshold)
     lms = mask_landmarks(labels, grid, probs, raw if count and count["anchored"] else cls)  # scores: the class the network gave each vertebra
     seg = Grid.of(image).resample(from_network(labels, grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)  # smooth label interpolation onto the input grid
     tissue = tissue_map(labels, cls, self.scheme)
