@@ -275,6 +275,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--model_dir", default=None, help="training output folder holding baselines/semantic/checkpoints/fold_<k>/best.pth")
     p.add_argument("--weights", default=None, help="a shipped or downloaded weights family of this method by name (`spine-nb weights list`), instead of --model_dir")
     p.add_argument("--folds", default="0", help="comma-separated folds to ensemble (default: 0)")
+    p.add_argument("--vertebra_threshold", default=None, help="drop vertebra voxels whose vertebra probability sums under this after the levels are named "
+                   "(`trim_vertebrae`; 'none' turns it off; default: the family's postprocess, else none)")
     return p
 
 _MODEL_ONCE = "name the model once: --model_dir DIR (a training output folder) or --weights NAME (a family, `spine-nb weights list`)"
@@ -284,6 +286,7 @@ def _folds(a) -> list[int]: return [int(f) for f in str(a.folds).split(",") if f
 def _predictor(a, **kw) -> SemanticPredictor:
     "The predictor of the model arguments `a` (--model_dir with --folds, or --weights)."
     if bool(a.model_dir) == bool(a.weights): raise InputError(_MODEL_ONCE)
+    if a.vertebra_threshold is not None: kw["vertebra_threshold"] = None if str(a.vertebra_threshold).lower() == "none" else float(a.vertebra_threshold)
     if a.model_dir: return SemanticPredictor.from_model_dir(a.model_dir, _folds(a), a.device, **kw)
     fam = find_family(a.weights)
     if fam["method"] != "baselines": raise InputError(f"weights family {a.weights!r} is for method {fam['method']!r}; run it with `spine-nb infer --weights {a.weights}` (no --method)")
