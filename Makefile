@@ -6,7 +6,8 @@
 #   make learning-curve make accuracy on 20, 40 and 80 training phantoms, per field of view on the same 30 held-out ones (~1.5 h)
 #   make lstv      LSTV classes of 30 synthetic RSNA-layout lumbar MRI studies labelled with `baselines-mr-ribs-cpu2d`, which counts from the last rib (~6 min;
 #                  LSTV_WEIGHTS=NAME for another family, LSTV_MODELS=DIR for trained models of any method,
-#                  LSTV_SEED=N for another set of studies, LSTV_SLAB=60 for sagittal series as narrow as RSNA's)
+#                  LSTV_SEED=N for another set of studies, LSTV_SLAB=60 for sagittal series as narrow as RSNA's,
+#                  LSTV_CASTELLVI=True to give the last lumbar vertebrae Castellvi types and score them)
 #   make compare   every method on the same held-out phantoms and real scans (trains the MONAI baselines once, ~30 min each)
 #   make compare-mr the same on lumbar and thoracolumbar MR phantoms and the real MRI, discs and canal scored (~2.5 h with training, ~15 min with the models cached)
 #   make realcheck the real-scan benchmark: run the shipped weights (REALCHECK_MODELS=DIR for others) on every scan of ../shared/data/real
@@ -85,10 +86,11 @@ LSTV_WEIGHTS ?= baselines-mr-ribs-cpu2d
 LSTV_MODELS ?=
 LSTV_SLAB ?= 0
 LSTV_SEED ?= 5000
+LSTV_CASTELLVI ?= False
 lstv: env
 	mkdir -p $(LSTV_DIR)
 	$(BIN)/papermill nbs/pipelines/36_lstv.studies.ipynb $(LSTV_DIR)/36_lstv.studies.ipynb --log-output \
-	  -p run_dir $(abspath $(LSTV_DIR)) -p n_studies 30 -p seed $(LSTV_SEED) -p spacing 1.0,1.0,4.0 -p all_series True -p weights "$(LSTV_WEIGHTS)" -p slab_mm $(LSTV_SLAB) -p device cpu \
+	  -p run_dir $(abspath $(LSTV_DIR)) -p n_studies 30 -p seed $(LSTV_SEED) -p spacing 1.0,1.0,4.0 -p all_series True -p weights "$(LSTV_WEIGHTS)" -p slab_mm $(LSTV_SLAB) -p castellvi $(LSTV_CASTELLVI) -p device cpu \
 	  $(if $(LSTV_MODELS),-p model_dir $(abspath $(LSTV_MODELS)))
 	cat $(LSTV_DIR)/lstv_summary.json
 

@@ -12,12 +12,13 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 from fastcore.basics import patch, patch_to
-from .core import LANDMARK_IDS, ANATOMICAL_ORDER, verse_name, successor, successors, write_json
+from .core import LANDMARK_IDS, ANATOMICAL_ORDER, verse_name, castellvi_name, successor, successors, write_json
 from .data.io import DatasetError
 
 # %% auto #0
 __all__ = ['LANDMARK_ORDER', 'LSTV_CLASSES', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify',
-           'chain_neighbours', 'body_centres', 'disc_levels', 'disc_label_map', 'lstv_status', 'count_from_last_rib']
+           'chain_neighbours', 'body_centres', 'disc_levels', 'disc_label_map', 'lstv_status', 'castellvi_type',
+           'count_from_last_rib']
 
 # %% ../nbs/03_anatomy.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -318,7 +319,7 @@ def lstv_status(labels, # VerSe ids found in the study (a chain's labels, or a m
     thoracic = [l for l in LANDMARK_ORDER if l in labs and (8 <= l <= 19 or l == 28)]  # the last one bears the last rib
     anchor = "C2" if labs & {1, 2} else verse_name(thoracic[-1]) if thoracic and 20 in labs else None
     out = {"status": "uncertain", "confidence": 0.0, "anchor": anchor, "n_lumbar": len(lumbar), "lumbar": [verse_name(l) for l in lumbar],
-           "t13": 28 in labs, "castellvi": None, "castellvi_reason": "needs the transverse processes; whole-vertebra masks do not separate them"}
+           "t13": 28 in labs, "castellvi": None, "castellvi_reason": "judged from the mask (`castellvi_type`), not from the labels"}
     if count is not None and anchor != "C2":  # a counting method: its anchor is the last rib it saw, or none
         if not count.get("anchored"): return {**out, "anchor": None, "reason": f"no anchor: {count.get('reason', 'the count was not anchored')}"}
         out["anchor"] = anchor = "last rib (T12)"
@@ -336,6 +337,26 @@ def lstv_status(labels, # VerSe ids found in the study (a chain's labels, or a m
     decide = [*lumbar[-2:], 26, *([anchor_id] if anchor_id else [])]
     conf = min(float(np.clip((scores or {}).get(l, 1.0), 0, 1)) for l in decide) * (1.0 if anchor == "C2" else 0.85)
     return {**out, "status": status, "confidence": conf, "reason": f"{len(lumbar)} lumbar vertebrae between {anchor} and the sacrum"}
+
+# %% ../nbs/03_anatomy.ipynb #4a88ba97
+def castellvi_type(labels: np.ndarray, # `(X, Y, Z)` VerSe label map (the sacrum 26; discs and others ignored)
+                   spacing, superior, left, # voxel size (mm) and, per axis, the height and the distance to the left (mm) per voxel step
+                   tp_from_mm: float = 25.0, outer_mm: float = 12.0, min_height_mm: float = 19.0, joint_mm: float = 5.0, fused_mm: float | None = None, # None: 1.5 finest voxels
+                  ) -> dict:
+    "{'castellvi', 'castellvi_sides' {'left', 'right'}: 0–3, 'castellvi_reason'} of the last lumbar vertebra above the sacrum."
+    labels = np.asarray(labels); lumbar = [int(l) for l in np.unique(labels) if 20 <= l <= 25]
+    if not lumbar or not (labels == 26).any(): return {"castellvi": None, "castellvi_sides": None, "castellvi_reason": "no lumbar vertebra above a sacrum in the mask"}
+    last = max(lumbar, key=_RANK.get); idx = np.argwhere(labels == last); d = idx - body_centres(labels, spacing, [last])[last]
+    lat, h = d @ np.asarray(left, float), d @ np.asarray(superior, float); ax = int(np.argmax(np.abs(left)))
+    gap = ndimage.distance_transform_edt(labels != 26, sampling=spacing); sides = {}
+    for side, sel in (("left", lat > tp_from_mm), ("right", lat < -tp_from_mm)):
+        edge = idx[sel][:, ax]
+        if not sel.any() or edge.min() == 0 or edge.max() == labels.shape[ax] - 1:
+            return {"castellvi": None, "castellvi_sides": None, "castellvi_reason": f"{verse_name(last)}'s {side} transverse process is not wholly in the series"}
+        a = np.abs(lat[sel]); tall = np.ptp(h[sel][a >= a.max() - outer_mm]) >= min_height_mm; near = gap[tuple(idx[sel].T)].min()
+        sides[side] = 3 if near <= (fused_mm or 1.5 * min(spacing)) else 2 if near <= joint_mm else int(tall)
+    return {"castellvi": castellvi_name((sides["left"], sides["right"])), "castellvi_sides": sides,
+            "castellvi_reason": f"{verse_name(last)}'s transverse processes against the sacrum"}
 
 # %% ../nbs/03_anatomy.ipynb #b3b69a27
 def _heights(comp: np.ndarray, n: int, superior) -> tuple[np.ndarray, np.ndarray]:

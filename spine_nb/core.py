@@ -10,10 +10,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 # %% auto #0
-__all__ = ['VERSE_NAMES', 'VERSE_IDS', 'ANATOMICAL_ORDER', 'REGIONS', 'LANDMARK_IDS', 'verse_id', 'verse_name', 'level_region',
-           'successor', 'successors', 'landmark_channel', 'spineps_decode', 'spineps_encode', 'spider_to_verse',
-           'totalseg_to_verse', 'label_lut', 'convert_labels', 'get_device', 'seed_everything', 'project_root',
-           'data_root', 'outputs_root', 'atomic_write', 'write_json', 'run_as_script', 'setup_logging',
+__all__ = ['VERSE_NAMES', 'VERSE_IDS', 'ANATOMICAL_ORDER', 'REGIONS', 'LANDMARK_IDS', 'verse_id', 'verse_name', 'castellvi_name',
+           'level_region', 'successor', 'successors', 'landmark_channel', 'spineps_decode', 'spineps_encode',
+           'spider_to_verse', 'totalseg_to_verse', 'label_lut', 'convert_labels', 'get_device', 'seed_everything',
+           'project_root', 'data_root', 'outputs_root', 'atomic_write', 'write_json', 'run_as_script', 'setup_logging',
            'add_verbosity_args', 'verbosity', 'progress_on', 'run_notebook']
 
 # %% ../nbs/00_core.ipynb #5a70ed81
@@ -39,6 +39,15 @@ def verse_id(level: int | str) -> int:
 def verse_name(level: int | str) -> str:
     "Level name ('C1'…'L6', 'T13', 'S', 'Cocc') of `level`, given as a VerSe id or a name."
     return VERSE_NAMES[verse_id(level)]
+
+# %% ../nbs/00_core.ipynb #83273dd2
+def castellvi_name(types # (left, right) types 0–3 of the last lumbar vertebra's transverse processes, or None
+                  ) -> str | None:
+    "Castellvi's type of a pair of sides: None (normal), 'Ia', 'Ib', 'IIa', 'IIb', 'IIIa', 'IIIb' or 'IV'."
+    if types is None or max(types) == 0: return None
+    a, b = sorted(int(t) for t in types)
+    if (a, b) == (2, 3): return "IV"
+    return ["", "I", "II", "III"][b] + ("b" if a == b else "a")
 
 # %% ../nbs/00_core.ipynb #c0ed3c41
 REGIONS = ("cervical", "thoracic", "lumbar", "sacral", "coccygeal")

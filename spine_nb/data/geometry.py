@@ -54,6 +54,11 @@ def superior(self: Grid) -> np.ndarray:
     "(3,) world height (mm, LPS z) gained per voxel step along each index axis (x, y, z)."
     return self.direction[2] * self.spacing
 
+@patch(as_prop=True)
+def left(self: Grid) -> np.ndarray:
+    "(3,) distance (mm) gained towards the patient's left (LPS x) per voxel step along each index axis (x, y, z)."
+    return self.direction[0] * self.spacing
+
 # %% ../../nbs/01a_data.geometry.ipynb #54b0b0ad
 @patch
 def resample(self: Grid, image: sitk.Image, interpolator=sitk.sitkLinear, default: float = 0.0, pixel=sitk.sitkFloat32) -> sitk.Image:

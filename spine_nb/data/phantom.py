@@ -11,7 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 from fastcore.basics import patch
 from scipy import ndimage
-from ..core import VERSE_NAMES, verse_id, verse_name, atomic_write, write_json, add_verbosity_args, setup_logging, verbosity
+from ..core import VERSE_NAMES, verse_id, verse_name, castellvi_name, atomic_write, write_json, add_verbosity_args, setup_logging, verbosity
 from .io import write_image, Centroids, write_ctd, write_dataset_csv
 _log = logging.getLogger(__name__)
 
@@ -334,12 +334,16 @@ def _spinous_process(put, bone: np.ndarray, d: dict, vc: float) -> None:
 
 # %% ../../nbs/02_data.phantom.ipynb #7a3a4077
 def _transverse_processes(put, bone: np.ndarray, d: dict, vc: float) -> None:
-    "Add the left and right transverse processes (length `ltp`, radius `rtp`, `btp` degrees backwards) to `bone`."
+    "Add the left and right transverse processes (length `ltp`, radius `rtp`, `btp` degrees backwards) to `bone`; a Castellvi type per side (`castellvi`: left, right) enlarges them and reaches down to the sacrum."
     h, cu, cv, t = d["h"], d["cu"], d["cv"], d["t"]
     for sg in (-1, 1):
         if d["ltp"] > 0:
-            btp = math.radians(d["btp"])
-            _put_capsule(put, bone, (sg * (cu + 0.6 * t), vc - 0.3 * cv, 0.15 * h), (sg * math.cos(btp), math.sin(btp), 0.0), d["ltp"] + t, 1.2 * d["rtp"], d["rtp"], (0, 0, 1), d["rtp"])
+            btp = math.radians(d["btp"]); k = d.get("castellvi", (0, 0))[0 if sg == 1 else 1]; r = max(d["rtp"], 10.5) if k else d["rtp"]  # type I: 21 mm tall
+            _put_capsule(put, bone, (sg * (cu + 0.6 * t), vc - 0.3 * cv, 0.15 * h), (sg * math.cos(btp), math.sin(btp), 0.0), d["ltp"] + t, 1.2 * r, r, (0, 0, 1), r)
+            if k >= 2:  # II: down to 3 mm above the ala (a false joint); III: into it (fused)
+                u0 = sg * (cu + 0.6 * t + 0.6 * (d["ltp"] + t) * math.cos(btp)); v0 = vc - 0.3 * cv + 0.6 * (d["ltp"] + t) * math.sin(btp)
+                nl, off = d["sacrum_plane"]; floor = (off - nl[0] * u0 - nl[1] * v0) / nl[2]  # the ala's top under the process
+                _put_capsule(put, bone, (u0, v0, 0.15 * h), (0.0, 0.0, -1.0), 0.15 * h - floor + (2.0 if k == 3 else -3.0) - 6.0, 6.0, 6.0, (1, 0, 0), 6.0)
 
 # %% ../../nbs/02_data.phantom.ipynb #f66a3106
 def _articular_processes(put, bone: np.ndarray, d: dict, kind: str, vc: float) -> None:
@@ -983,6 +987,16 @@ def _phantom_meta(seed, modality, contrast, fov_name, patient: tuple, plan, lab,
                 screws=screwed, seconds=round(time.perf_counter() - t0, 3))
 
 # %% ../../nbs/02_data.phantom.ipynb #69580eb5
+def _set_castellvi(plan: dict, types: Sequence[int]) -> None:
+    "Give the last lumbar vertebra of `plan` the Castellvi `types` (left, right), in place."
+    if len(types) != 2 or not all(t in (0, 1, 2, 3) for t in types): raise ValueError(f"castellvi must be (left, right) types 0-3, got {types!r}")
+    lumbar = [v for v in plan["vertebrae"] if 20 <= v["id"] <= 25]
+    if not lumbar: raise ValueError("castellvi needs a lumbar vertebra in the plan")
+    last, s1 = lumbar[-1], next(v for v in plan["vertebrae"] if v["id"] == 26)
+    n = s1["frame"][:, 2]; top = s1["centre"] + n * s1["dims"]["h"] / 2  # S1's top plane, where the alae end
+    last["dims"]["castellvi"] = tuple(int(t) for t in types)
+    last["dims"]["sacrum_plane"] = (last["frame"].T @ n, float(n @ (top - last["centre"])))  # in the vertebra's own frame: normal, offset
+
 def make_phantom(seed: int = 0, # random seed: same seed and arguments → identical arrays
                  modality: str = "ct", # 'ct' (HU) or 'mr' (arbitrary units)
                  fov="whole", # 'whole', 'thoracolumbar', 'lumbar', 'cervical', 'mixed' or a pair of levels ('T10', 'S')
@@ -998,6 +1012,7 @@ def make_phantom(seed: int = 0, # random seed: same seed and arguments → ident
                  artefacts: bool = True, # bias field, and for CT sometimes pedicle screws with streaks
                  noise: float | None = None, # noise standard deviation (HU for CT, units for MR); None: drawn
                  internal_spacing: float | None = None, # painting grid voxel (mm); None: min(spacing) clipped to 1-2 mm
+                 castellvi: Sequence[int] | None = None, # Castellvi type (0–3) of the last lumbar vertebra's (left, right) transverse process; None: normal
                 ) -> dict:
     "One synthetic spine: {'image', 'mask', 'semantic' (SimpleITK images), 'centroids' (id → world mm), 'meta'}."
     t0 = time.perf_counter()
@@ -1005,6 +1020,7 @@ def make_phantom(seed: int = 0, # random seed: same seed and arguments → ident
     rng = np.random.default_rng(seed)
     n_t, n_l, scol, scale, habitus = patient = _draw_patient(rng, n_thoracic, n_lumbar, scoliosis)
     plan = plan_anatomy(rng, n_t, n_l, scale, scol)
+    if castellvi is not None: _set_castellvi(plan, castellvi)
     s_top, s_bot, fov_name = fov_range(plan, fov, rng)
     lo, hi = _fov_box(plan, s_top, s_bot, fov_mm, rng)
     D = D0 if not oblique else _rot(rng.normal(size=3), oblique * rng.choice([-1, 1])) @ D0
@@ -1016,7 +1032,7 @@ def make_phantom(seed: int = 0, # random seed: same seed and arguments → ident
     im, lab, sm = _to_output(img, label, sem, grid, ref, same, modality)
     cents = _visible_centroids(plan, ref, lab); cut = _cut_centroids(plan, lab, cents)
     meta = _phantom_meta(seed, modality, contrast, fov_name, patient, plan, lab, cents, ref, D, oblique, sp, s_int, sd, arts, screwed, t0)
-    return dict(image=im, mask=lab, semantic=sm, centroids=cents, cut_centroids=cut, meta={**meta, "cut_centroid_labels": sorted(cut)})
+    return dict(image=im, mask=lab, semantic=sm, centroids=cents, cut_centroids=cut, meta={**meta, "cut_centroid_labels": sorted(cut), "castellvi": castellvi_name(castellvi)})
 
 # %% ../../nbs/02_data.phantom.ipynb #1d0d9ccd
 _FOV_LENGTH = dict(whole=720, thoracolumbar=380, lumbar=260, cervical=200)   # rough z extent (mm) for the voxel budget

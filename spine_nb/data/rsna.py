@@ -148,6 +148,7 @@ def rsna_fixture(out: str | Path, # folder to write (train_images/, train_series
                  spacing: tuple = (1.5, 1.5, 4.0), # sagittal voxel size (in-plane, in-plane, slice) in mm
                  fov: str = "lumbar", # phantom field of view
                  slab_mm: float | None = None, # sagittal series cut to this width (mm) around the spine, as clinical ones are; None: the phantom's whole width
+                 castellvi: Mapping[int, Sequence[int]] | None = None, # {study index: (left, right) Castellvi types 0–3 of the last lumbar vertebra}
                 ) -> Path:
     "Write `n` synthetic RSNA-layout MR studies (and `truth/`: each sagittal T2's vertebra and tissue masks and body centroids); returns the folder."
     from spine_nb.data.phantom import make_phantom
@@ -159,14 +160,14 @@ def rsna_fixture(out: str | Path, # folder to write (train_images/, train_series
             desc, code, contrast = RSNA_SERIES[kind]
             sp = spacing if kind.startswith("sagittal") else (spacing[0], spacing[0], spacing[2])
             ph = make_phantom(seed + k, modality="mr", fov=fov, spacing=sp, orientation=code, contrast=contrast, artefacts=False,
-                              n_lumbar=(n_lumbar or {}).get(k))
+                              n_lumbar=(n_lumbar or {}).get(k), castellvi=(castellvi or {}).get(k))
             cut = (lambda im: sagittal_slab(im, np.mean(list(ph["centroids"].values()), 0), slab_mm)) if slab_mm and kind.startswith("sagittal") else (lambda im: im)
             img = cut(ph["image"])
             ser = images / sid / str(10 * k + j + 1); _write_rsna_series(img, ser, desc, study_uid)
             rows.append({"study_id": sid, "series_id": ser.name, "series_description": desc})
             if kind == "sagittal_t2":
                 labs = ph["meta"]["labels"]; truth.append({"study_id": sid, "n_lumbar": ph["meta"]["n_lumbar"], "labels": " ".join(map(str, labs)),
-                                                           "lstv": {4: "sacralisation", 5: "normal", 6: "lumbarisation"}[ph["meta"]["n_lumbar"]]})
+                                                           "lstv": {4: "sacralisation", 5: "normal", 6: "lumbarisation"}[ph["meta"]["n_lumbar"]], "castellvi": ph["meta"]["castellvi"]})
                 if k in corrupt: f = ser / "3.dcm"; f.write_bytes(f.read_bytes()[:200])
                 (out / "truth").mkdir(parents=True, exist_ok=True)
                 for name, im in (("seg-vert", ph["mask"]), ("seg-spine", ph["semantic"])): sitk.WriteImage(cut(im), str(out / "truth" / f"{sid}_{name}_msk.nii.gz"), True)
