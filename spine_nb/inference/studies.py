@@ -100,7 +100,7 @@ def _write_study(res, image: sitk.Image, f: dict, study: str, meta: dict, qc: bo
     written["labels"] = write_json(f["labels"], {"study_id": study, "levels": [l["name"] for l in res.landmarks],
                                                  "labels": {str(l["label"]): l["name"] for l in res.landmarks}, "lstv": meta["lstv"]})
     if qc:
-        lv = meta["lstv"]; title = f"{study}: {lv['status']}" + (f" ({lv['confidence']:.2f})" if lv["status"] != "uncertain" else f" ({lv['reason']})")
+        lv = meta["lstv"]; title = f"{study}: {lv['status']}" + (f" ({lv['confidence']:.2f})" if lv["status"] != "uncertain" else f" ({lv['reason']})") + (f", Castellvi {lv['castellvi']}" if lv.get("castellvi") else "")
         marks = res.landmarks_world(); low = [l for l in res.landmarks if 20 <= l["label"] <= 25]
         if low and 26 in marks: marks[f"{low[-1]['name']}/S1"] = (np.asarray(low[-1]["world"]) + marks[26]) / 2  # the lumbosacral junction
         written["qc"] = save_qc_png(f["qc"], image, seg, marks, title=title)
