@@ -18,7 +18,7 @@ from .data.io import DatasetError
 # %% auto #0
 __all__ = ['LANDMARK_ORDER', 'LSTV_CLASSES', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify',
            'chain_neighbours', 'body_centres', 'disc_levels', 'disc_label_map', 'lstv_status', 'castellvi_type',
-           'count_from_last_rib']
+           'mask_castellvi', 'count_from_last_rib']
 
 # %% ../nbs/03_anatomy.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -357,6 +357,12 @@ def castellvi_type(labels: np.ndarray, # `(X, Y, Z)` VerSe label map (the sacrum
         sides[side] = 3 if near <= (fused_mm or 1.5 * min(spacing)) else 2 if near <= joint_mm else int(tall)
     return {"castellvi": castellvi_name((sides["left"], sides["right"])), "castellvi_sides": sides,
             "castellvi_reason": f"{verse_name(last)}'s transverse processes against the sacrum"}
+
+def mask_castellvi(seg: sitk.Image # a whole-vertebra VerSe label map (discs 100 + X may be in it)
+                  ) -> dict:
+    "`castellvi_type` of a label image, on its own grid."
+    from spine_nb.data.geometry import Grid
+    g = Grid.of(seg); return castellvi_type(sitk.GetArrayFromImage(seg), g.spacing[::-1], g.superior[::-1], g.left[::-1])
 
 # %% ../nbs/03_anatomy.ipynb #b3b69a27
 def _heights(comp: np.ndarray, n: int, superior) -> tuple[np.ndarray, np.ndarray]:

@@ -12,8 +12,7 @@ import pandas as pd
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 from ..core import VERSE_NAMES, verse_name, write_json, atomic_write
-from ..anatomy import lstv_status, castellvi_type
-from ..data.geometry import Grid
+from ..anatomy import lstv_status, mask_castellvi
 from ..data.io import SpineIOError, read_dicom_series, write_image, _as_label_image
 from ..data.rsna import (study_series, pick_series, discover_rsna, read_study_list, read_series_descriptions,
                                 find_series_descriptions, rsna_images_dir)
@@ -124,9 +123,7 @@ def run_study(predictor, # any method's predictor: `predict(image, case=..., qc=
         discs = {k: float(n[k]) for k in range(100, len(n)) if n[k]}  # SPINEPS 100 + X: only methods that segment discs
         meta["lstv"] = lstv_status([l["label"] for l in res.landmarks], {l["label"]: l["score"] for l in res.landmarks}, discs or None,
                                    count=res.info.get("level_count"))  # a method that counts from the last rib says how
-        if res.segmentation is not None:  # the last lumbar vertebra's transverse processes against the sacrum, where the series shows them
-            g, a = Grid.of(res.segmentation), sitk.GetArrayFromImage(res.segmentation)
-            meta["lstv"].update(castellvi_type(np.where(a < 100, a, 0), g.spacing[::-1], g.superior[::-1], g.left[::-1]))
+        if res.segmentation is not None: meta["lstv"].update(mask_castellvi(res.segmentation))  # where the series shows the transverse processes
         meta["levels"] = [l["name"] for l in res.landmarks]
         meta["predictor"] = predictor.describe() if hasattr(predictor, "describe") else type(predictor).__name__
         meta["outputs"] = _write_study(res, image, f, study, meta, qc); meta["status"] = "ok"
