@@ -6,7 +6,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 import json
 import numpy as np
 import SimpleITK as sitk
@@ -18,7 +18,7 @@ from .data.io import DatasetError
 # %% auto #0
 __all__ = ['LANDMARK_ORDER', 'LSTV_CLASSES', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify',
            'chain_neighbours', 'body_centres', 'disc_levels', 'disc_label_map', 'lstv_status', 'castellvi_type',
-           'mask_castellvi', 'count_from_last_rib']
+           'mask_castellvi', 'count_from_last_rib', 'count_from_sacrum']
 
 # %% ../nbs/03_anatomy.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -431,6 +431,22 @@ def _rib_bearers(rib: np.ndarray, solid: np.ndarray, n_pieces: int, spacing, con
         if t[k, 1:].sum() * np.prod(spacing) >= min_head_mm3: p = int(np.argmax(t[k, 1:])) + 1; borne.setdefault(p, []).append(vol[k])
     return {p for p, v in borne.items() if len(v) >= 2 or sum(v) >= min_rib_mm3}  # a pair, or one whole rib: not a lone transverse process
 
+# %% ../nbs/03_anatomy.ipynb #5dc482f6
+def _disc_column(labels: np.ndarray, disc: np.ndarray, spacing, superior, min_mm3: float, merge_mm: float, min_vertebra_mm3: float):
+    "(vertebra mask, pieces split at their discs, piece count, piece heights, is-sacrum, whole, disc heights from the lumbosacral one up), or why there is no column."
+    vert = (labels > 0) & (labels <= 28) & (labels != 26)
+    if not (labels == 26).any(): return "no sacrum to count down to"
+    pieces, n_p = _level_pieces(labels, vert | (labels == 26)); pc, _ = _heights(pieces, n_p, superior)
+    is_s = np.zeros(n_p + 1, bool); is_s[np.unique(pieces[labels == 26])] = True
+    whole = np.r_[False, pc[1:] * np.prod(spacing) >= min_vertebra_mm3] | is_s  # vertebrae (and the sacrum), not specks
+    if not whole[np.unique(pieces[vert])].any(): return "no vertebra large enough to count"
+    column, ls, both = _column_discs(disc, np.where(whole[pieces], pieces, 0), n_p + 1, is_s, spacing, superior, min_mm3, merge_mm)
+    if ls is None: return "the lumbosacral disc (the disc on the sacrum) is not seen"
+    column = [h for h in column if h >= ls - merge_mm / 2]  # the discs down to the lumbosacral one
+    pieces, n_q = _split_at(pieces, n_p, [(p, h) for p, h in both if not is_s[p]], superior); _, ph = _heights(pieces, n_q, superior)
+    return vert, pieces, n_q, ph, np.r_[is_s, np.zeros(n_q - n_p, bool)], np.r_[whole, np.ones(n_q - n_p, bool)], column
+
+
 # %% ../nbs/03_anatomy.ipynb #2af41a5a
 def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerSe ids 1–28; the sacrum 26), as the network named them
                         disc: np.ndarray, # `(X, Y, Z)` boolean mask of every disc
@@ -445,19 +461,11 @@ def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (Ve
                         min_rib_mm3: float = 1000.0, # one rib piece smaller than this alone on a vertebra (a transverse process, a speck) does not make it rib-bearing
                         max_gap: float = 1.5, # a gap between two discs below the anchor over this many times their median gap: a disc was missed
                        ) -> tuple[np.ndarray, dict]:
-    "(`labels` renamed by counting discs from the last rib-bearing vertebra down to the sacrum, {'anchored', 'n_lumbar', 'reason'})."
-    labels = np.asarray(labels); vert = (labels > 0) & (labels <= 28) & (labels != 26)
-    no = lambda why: (labels, {"anchored": False, "n_lumbar": None, "reason": why})
-    if not (labels == 26).any(): return no("no sacrum to count down to")
-    pieces, n_p = _level_pieces(labels, vert | (labels == 26)); pc, _ = _heights(pieces, n_p, superior)
-    is_s = np.zeros(n_p + 1, bool); is_s[np.unique(pieces[labels == 26])] = True
-    whole = np.r_[False, pc[1:] * np.prod(spacing) >= min_vertebra_mm3] | is_s  # vertebrae (and the sacrum), not specks
-    if not whole[np.unique(pieces[vert])].any(): return no("no vertebra large enough to count")
-    column, ls, both = _column_discs(disc, np.where(whole[pieces], pieces, 0), n_p + 1, is_s, spacing, superior, min_mm3, merge_mm)
-    if ls is None: return no("the lumbosacral disc (the disc on the sacrum) is not seen")
-    column = [h for h in column if h >= ls - merge_mm / 2]  # the discs down to the lumbosacral one
-    pieces, n_q = _split_at(pieces, n_p, [(p, h) for p, h in both if not is_s[p]], superior); _, ph = _heights(pieces, n_q, superior)
-    is_s, whole = np.r_[is_s, np.zeros(n_q - n_p, bool)], np.r_[whole, np.ones(n_q - n_p, bool)]
+    "(`labels` renamed by counting discs from the last rib-bearing vertebra down to the sacrum, {'anchored', 'counted', 'n_lumbar', 'reason'})."
+    labels = np.asarray(labels); no = lambda why: (labels, {"anchored": False, "counted": False, "n_lumbar": None, "reason": why})
+    col = _disc_column(labels, disc, spacing, superior, min_mm3, merge_mm, min_vertebra_mm3)
+    if isinstance(col, str): return no(col)
+    vert, pieces, n_q, ph, is_s, whole, column = col
     bearers = _rib_bearers(rib, np.where(whole[pieces], pieces, 0), n_q + 1, spacing, contact_mm, min_mm3, min_head_mm3, min_rib_mm3)
     below = {p: int(sum(h < ph[p] for h in column)) for p in bearers if not is_s[p]}
     if not below: return no("no rib touches a vertebra: the last rib-bearing vertebra is not in view")
@@ -469,4 +477,40 @@ def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (Ve
     if worst > max_gap: return no(f"a disc seems missed: a gap {worst:.1f} times the median between the discs below the last rib")
     k = np.array([sum(min(h, anchor) < c < max(h, anchor) for c in column) for h in ph])
     lut = np.where(ph > anchor, np.maximum(19 - k, 8), np.where(k <= n_lumbar, 19 + k, 0)).astype(labels.dtype)  # T12 - k above; L_k below (L6 = 25)
-    return np.where(vert, lut[pieces], labels), {"anchored": True, "n_lumbar": n_lumbar, "reason": f"{n_lumbar} lumbar vertebrae counted from the last rib-bearing vertebra (T12) to the sacrum" + (f" ({len(pelvis)} rib-like piece(s) at the iliac crest ignored)" if pelvis else "")}
+    return np.where(vert, lut[pieces], labels), {"anchored": True, "counted": True, "n_lumbar": n_lumbar, "reason": f"{n_lumbar} lumbar vertebrae counted from the last rib-bearing vertebra (T12) to the sacrum" + (f" ({len(pelvis)} rib-like piece(s) at the iliac crest ignored)" if pelvis else "")}
+
+# %% ../nbs/03_anatomy.ipynb #88aded67
+def count_from_sacrum(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerSe ids 1–28; the sacrum 26), as the network named them
+                      disc: np.ndarray, # `(X, Y, Z)` boolean mask of every disc
+                      spacing, # voxel size in mm along the three axes
+                      superior, # per axis, the world height (mm) gained per voxel step, as in `disc_levels`
+                      n_lumbar: int = 5, # lumbar vertebrae assumed between the thoracolumbar junction and the sacrum
+                      alternatives: Sequence[int] = (4, 6), # other lumbar counts the network's own level names may choose
+                      vote_ratio: float = 2.0, # ... if they agree with this many times the voxels that `n_lumbar` agrees with
+                      min_mm3: float = 150.0, # smaller disc pieces are ignored
+                      merge_mm: float = 10.0, # disc pieces closer in height than this are one disc
+                      min_vertebra_mm3: float = 1000.0, # smaller vertebra pieces (specks of a level) do not bound discs
+                      max_gap: float = 1.5, # a gap between two discs over this many times their median gap, or under its inverse: the column is not trusted
+                      min_step_mm: float = 20.0, # a median gap between discs under this: false discs, the column is not trusted
+                      min_sacrum_share: float = 0.5, # a sacrum (below the lumbosacral disc) under this share of the median level above it is a sliver, no anchor
+                     ) -> tuple[np.ndarray, dict]:
+    "(`labels` renamed by counting discs up from the sacrum, `n_lumbar` lumbar vertebrae assumed unless the labels say otherwise, {'anchored': False, 'counted', 'n_lumbar', 'reason'})."
+    labels = np.asarray(labels); no = lambda why: (labels, {"anchored": False, "counted": False, "n_lumbar": None, "reason": why})
+    col = _disc_column(labels, disc, spacing, superior, min_mm3, merge_mm, min_vertebra_mm3)
+    if isinstance(col, str): return no(col)
+    vert, pieces, n_q, ph, is_s, whole, column = col
+    if len(column) < 3: return no(f"{len(column)} disc(s) from the sacrum up: too few to check the count")
+    gaps = np.diff(column); med = float(np.median(gaps)); worst = float(max(gaps.max() / med, med / gaps.min()))
+    if med < min_step_mm: return no(f"the discs above the sacrum lie {med:.0f} mm apart (median): closer than any adult vertebra, false discs")
+    size = np.bincount(pieces.ravel(), minlength=n_q + 1); k = np.array([sum(c < h for c in column) for h in ph])  # discs below each piece: 1 on the sacrum
+    levels = np.bincount(k[whole & ~is_s & (k > 0)], weights=size[whole & ~is_s & (k > 0)])  # each level's volume, whatever its pieces
+    share = size[is_s & (k == 0)].sum() / np.median(levels[levels > 0]) if (levels > 0).any() else 1.0
+    if share < min_sacrum_share: return no(f"the sacrum is a sliver ({share:.0%} of the median vertebra above it): no anchor to count from")
+    if worst > max_gap: return no(f"the discs above the sacrum are unevenly spaced (a gap {worst:.1f} times off their median): a disc missed or a false one")
+    def named(n):  # the labels of `n` lumbar vertebrae counted up from the sacrum: L5 (L6 with six) on it, T12 above L1, … up to C1
+        lut = np.where(k == 0, 0, np.where(k <= n, 20 + n - k, 19 - (k - n - 1))); return np.where(vert, np.where(lut > 0, lut, 0)[pieces], labels).astype(labels.dtype)
+    agree = {n: int((named(n)[vert] == labels[vert]).sum()) for n in (n_lumbar, *alternatives)}
+    best = max(alternatives, key=agree.get, default=n_lumbar); n = best if agree.get(best, 0) >= vote_ratio * max(agree[n_lumbar], 1) else n_lumbar
+    why = f"{n} lumbar vertebrae assumed" if n == n_lumbar else f"{n} lumbar vertebrae, which the network's own level names agree with {agree[n] / max(agree[n_lumbar], 1):.1f} times more than {n_lumbar}"
+    return named(n), {"anchored": False, "counted": True, "n_lumbar": n, "reason": f"levels counted up from the sacrum ({len(column)} discs), {why}: no anchor above to check it"}
+

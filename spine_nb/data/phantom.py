@@ -997,6 +997,14 @@ def _set_castellvi(plan: dict, types: Sequence[int]) -> None:
     last["dims"]["castellvi"] = tuple(int(t) for t in types)
     last["dims"]["sacrum_plane"] = (last["frame"].T @ n, float(n @ (top - last["centre"])))  # in the vertebra's own frame: normal, offset
 
+def _draw_castellvi(seed: int, rate: float) -> tuple[int, int] | None:
+    "A Castellvi type (left, right) drawn with chance `rate`, from a stream of its own (the spine's draws stay the same), or None."
+    rng = np.random.default_rng([int(seed), 11])
+    if not rate or rng.random() >= rate: return None
+    while True:
+        t = tuple(int(x) for x in rng.integers(0, 4, 2))
+        if any(t): return t
+
 def make_phantom(seed: int = 0, # random seed: same seed and arguments → identical arrays
                  modality: str = "ct", # 'ct' (HU) or 'mr' (arbitrary units)
                  fov="whole", # 'whole', 'thoracolumbar', 'lumbar', 'cervical', 'mixed' or a pair of levels ('T10', 'S')
@@ -1013,6 +1021,7 @@ def make_phantom(seed: int = 0, # random seed: same seed and arguments → ident
                  noise: float | None = None, # noise standard deviation (HU for CT, units for MR); None: drawn
                  internal_spacing: float | None = None, # painting grid voxel (mm); None: min(spacing) clipped to 1-2 mm
                  castellvi: Sequence[int] | None = None, # Castellvi type (0–3) of the last lumbar vertebra's (left, right) transverse process; None: normal
+                 castellvi_rate: float = 0.0, # without `castellvi`: the chance that a type is drawn (each side 0–3, not both 0)
                 ) -> dict:
     "One synthetic spine: {'image', 'mask', 'semantic' (SimpleITK images), 'centroids' (id → world mm), 'meta'}."
     t0 = time.perf_counter()
@@ -1020,6 +1029,7 @@ def make_phantom(seed: int = 0, # random seed: same seed and arguments → ident
     rng = np.random.default_rng(seed)
     n_t, n_l, scol, scale, habitus = patient = _draw_patient(rng, n_thoracic, n_lumbar, scoliosis)
     plan = plan_anatomy(rng, n_t, n_l, scale, scol)
+    castellvi = _draw_castellvi(seed, castellvi_rate) if castellvi is None else castellvi
     if castellvi is not None: _set_castellvi(plan, castellvi)
     s_top, s_bot, fov_name = fov_range(plan, fov, rng)
     lo, hi = _fov_box(plan, s_top, s_bot, fov_mm, rng)
@@ -1175,6 +1185,7 @@ def _phantom_parser(prog: str = "spine-nb phantom") -> argparse.ArgumentParser:
     ap.add_argument("--orientation", default=None, metavar="CODE", help="axis code of every image, e.g. RAS, LPS, PIR (default: drawn per case)")
     ap.add_argument("--test-fraction", type=float, default=0.0, help="fraction of cases marked type=test in the CSV (default 0)")
     ap.add_argument("--max-voxels", type=float, default=12e6, help="voxel budget per image for drawn spacings (default 12e6)")
+    ap.add_argument("--castellvi-rate", type=float, default=0.0, metavar="P", help="share of cases whose last lumbar vertebra gets a drawn Castellvi type (default 0)")
     ap.add_argument("--workers", type=int, default=1, metavar="N", help="processes generating cases in parallel (default 1; same files)")
     return add_verbosity_args(ap)
 
@@ -1190,7 +1201,7 @@ def phantom_cli(argv: list[str] | None = None # arguments after `spine-nb phanto
     try:
         t0 = time.perf_counter()
         csv = generate_dataset(a.out, a.n, a.seed, a.modality, a.fov, a.spacing, a.orientation, a.test_fraction, a.max_voxels, progress=not a.quiet,
-                               workers=a.workers, **({} if a.contrast == "mixed" else {"contrast": a.contrast}))
+                               workers=a.workers, **({} if a.contrast == "mixed" else {"contrast": a.contrast}), **({"castellvi_rate": a.castellvi_rate} if a.castellvi_rate else {}))
         _log.info(f"wrote {a.n} case(s) and {csv} in {time.perf_counter() - t0:.1f} s")
         return 0
     except (ValueError, OSError) as e:

@@ -161,17 +161,24 @@ def tissue_map(labels: np.ndarray, # `(X, Y, Z)` VerSe label map (`verse_labels`
     return out
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #a0a6a597
-def counted_labels(classes: np.ndarray, # `(X, Y, Z)` class map of a scheme with ribs (the network's argmax)
-                   scheme: str, grid: Grid, min_size_mm3: float = 500.0) -> tuple[np.ndarray | None, dict]:
-    "(VerSe label map with the levels counted from the last rib-bearing vertebra and the discs as 100 + X, or None; how it was counted)."
-    from spine_nb.anatomy import count_from_last_rib
-    names = scheme_classes(scheme); d, r = names.index("disc") + 1, names.index("rib") + 1
+def counted_labels(classes: np.ndarray, # `(X, Y, Z)` class map of a scheme with discs (the network's argmax)
+                   scheme: str, grid: Grid, min_size_mm3: float = 500.0,
+                   sacrum: bool = False, # where no rib anchors the count (or the scheme has no ribs), count up from the sacrum
+                  ) -> tuple[np.ndarray | None, dict]:
+    "(VerSe label map with the levels counted from the last rib-bearing vertebra, or up from the sacrum, and the discs as 100 + X, or None; how it was counted)."
+    from spine_nb.anatomy import count_from_last_rib, count_from_sacrum
+    names = scheme_classes(scheme); d = names.index("disc") + 1
     cls = postprocess(classes, grid.spacing, min_size_mm3, largest=False)  # every piece kept: the count decides which vertebra each is
     cls = _keep_touching(cls, [c for c in range(1, d) if (cls == c).any()], [d], every=True)  # but only pieces on the column (touching a disc)
-    lab, info = count_from_last_rib(class_labels(scheme)[cls], cls == d, cls == r, grid.spacing, grid.superior)
-    if not info["anchored"]: return None, info
+    lab, info = (count_from_last_rib(class_labels(scheme)[cls], cls == d, cls == names.index("rib") + 1, grid.spacing, grid.superior) if "rib" in names
+                 else (None, {"anchored": False, "counted": False, "n_lumbar": None, "reason": "the scheme has no rib class to count from"}))
+    if not info["anchored"] and sacrum:
+        lab, up = count_from_sacrum(class_labels(scheme)[cls], cls == d, grid.spacing, grid.superior)
+        info = {**up, "reason": f"{up['reason']} ({info['reason']})" if up["counted"] else f"{info['reason']}; no count from the sacrum: {up['reason']}"}
+    if not info["counted"]: return None, info
     x = _keep_touching(np.where(cls == d, 255, lab).astype(np.uint8), [int(v) for v in np.unique(lab) if 0 < v <= 28], [255])
     return level_discs(np.where(x == 255, 0, x).astype(np.uint8), cls == d, grid), info
+
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #8d2cfe9f
 def mask_landmarks(labels: np.ndarray, # `(X, Y, Z)` VerSe label map on `grid`
@@ -200,6 +207,7 @@ class SemanticPredictor:
                  ctd_orientation: str = "PIR", # axes of the written _ctd.json (as `spine-nb infer`)
                  dicom_seg: bool = False,
                  vertebra_threshold: float | None = None, # `trim_vertebrae`' threshold (a family's `postprocess`); None: the argmax
+                 count_from_sacrum: bool = False, # count the levels up from the sacrum where no rib anchors a count (`counted_labels`; a family's `postprocess`)
                 ):
         paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
         if not paths: raise CheckpointError(f"no baseline checkpoint given; {_HINT}")
@@ -211,6 +219,7 @@ class SemanticPredictor:
         self.min_size_mm3 = float(self.config.get("min_size_mm3", 500.0) if min_size_mm3 is None else min_size_mm3)
         self.bottom_level, self.ctd_orientation, self.dicom_seg, self.weights = bottom_level, ctd_orientation, dicom_seg, None
         self.vertebra_threshold = None if vertebra_threshold is None else float(vertebra_threshold)
+        self.count_from_sacrum = bool(count_from_sacrum)
 
 # %% ../../../nbs/22c_methods.baselines.predictor.ipynb #65ffe4ca
 def from_model_dir(model_dir: str | Path, # a run folder holding baselines/semantic/checkpoints/fold_<k>/best.pth
@@ -229,7 +238,7 @@ def describe(self: SemanticPredictor) -> dict:
     return {"checkpoints": {"semantic": self.paths}, "weights": self.weights, "device": str(self.device),
             "parameters": {"method": "baselines", "network": self.config.get("network"), "label_scheme": self.scheme,
                            "spacing": self.plan["spacing"], "patch_size": self.plan["patch_size"], "min_size_mm3": self.min_size_mm3,
-                           "bottom_level": self.bottom_level, "vertebra_threshold": self.vertebra_threshold, "parameter_count": count_parameters(self.models[0])}}
+                           "bottom_level": self.bottom_level, "vertebra_threshold": self.vertebra_threshold, "count_from_sacrum": self.count_from_sacrum, "parameter_count": count_parameters(self.models[0])}}
 
 SemanticPredictor.from_model_dir, SemanticPredictor.from_family, SemanticPredictor.describe = staticmethod(from_model_dir), staticmethod(from_family), describe
 PREDICTOR = SemanticPredictor  # this method's predictor class: `spine_nb.inference.weights` makes its families and model folders with its from_family / from_model_dir
@@ -256,11 +265,13 @@ def predict(self: SemanticPredictor, image, output_dir=None, case: str | None = 
     t1 = time.perf_counter(); probs, grid = self.probabilities(image); t["network"] = time.perf_counter() - t1
     names = scheme_classes(self.scheme); disc = [names.index("disc") + 1] if self.scheme in SPINE_LEVELS else []
     rib = [names.index("rib") + 1] if "rib" in names else []; t1 = time.perf_counter(); raw = probs.argmax(0).astype(np.uint8)
-    labels, count = counted_labels(raw, self.scheme, grid, self.min_size_mm3) if rib else (None, None)  # a scheme with ribs counts the levels
+    counts = rib or (disc and self.count_from_sacrum and "S" in names)  # a scheme with ribs counts the levels; one with discs may count from the sacrum
+    labels, count = counted_labels(raw, self.scheme, grid, self.min_size_mm3, self.count_from_sacrum) if counts else (None, None)
+    count = count if rib or (count and count["counted"]) else None  # without ribs, a refused sacrum count leaves the network's names, as before
     cls = postprocess(raw, grid.spacing, self.min_size_mm3, largest=self.scheme != "vertebra", several=disc + rib, touching=disc)
     labels = verse_labels(cls, self.scheme, grid, self.bottom_level) if labels is None else labels
     labels = trim_vertebrae(labels, probs, self.scheme, self.vertebra_threshold)
-    lms = mask_landmarks(labels, grid, probs, raw if count and count["anchored"] else cls)  # scores: the class the network gave each vertebra
+    lms = mask_landmarks(labels, grid, probs, raw if count and count["counted"] else cls)  # scores: the class the network gave each vertebra
     seg = Grid.of(image).resample(from_network(labels, grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)  # smooth label interpolation onto the input grid
     tissue = tissue_map(labels, cls, self.scheme)
     sem = None if tissue is None else Grid.of(image).resample(from_network(tissue, grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)
@@ -277,6 +288,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--folds", default="0", help="comma-separated folds to ensemble (default: 0)")
     p.add_argument("--vertebra_threshold", default=None, help="drop vertebra voxels whose vertebra probability sums under this after the levels are named "
                    "(`trim_vertebrae`; 'none' turns it off; default: the family's postprocess, else none)")
+    p.add_argument("--count_from_sacrum", default=None, choices=("true", "false"), help="where no rib anchors a count, name the levels by counting discs up "
+                   "from the sacrum, five lumbar vertebrae assumed (`counted_labels`; default: the family's postprocess, else false)")
     return p
 
 _MODEL_ONCE = "name the model once: --model_dir DIR (a training output folder) or --weights NAME (a family, `spine-nb weights list`)"
@@ -287,6 +300,7 @@ def _predictor(a, **kw) -> SemanticPredictor:
     "The predictor of the model arguments `a` (--model_dir with --folds, or --weights)."
     if bool(a.model_dir) == bool(a.weights): raise InputError(_MODEL_ONCE)
     if a.vertebra_threshold is not None: kw["vertebra_threshold"] = None if str(a.vertebra_threshold).lower() == "none" else float(a.vertebra_threshold)
+    if a.count_from_sacrum is not None: kw["count_from_sacrum"] = a.count_from_sacrum == "true"
     if a.model_dir: return SemanticPredictor.from_model_dir(a.model_dir, _folds(a), a.device, **kw)
     fam = find_family(a.weights)
     if fam["method"] != "baselines": raise InputError(f"weights family {a.weights!r} is for method {fam['method']!r}; run it with `spine-nb infer --weights {a.weights}` (no --method)")
