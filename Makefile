@@ -8,6 +8,7 @@
 #                  LSTV_WEIGHTS=NAME for another family, LSTV_MODELS=DIR for trained models of any method,
 #                  LSTV_SEED=N for another set of studies, LSTV_SLAB=60 for sagittal series as narrow as RSNA's,
 #                  LSTV_CASTELLVI=True to give the last lumbar vertebrae Castellvi types and score them)
+#   make lstv-model train the recipe of `baselines-mr-ribs-cpu2d` again: 100 MR phantoms, half with Castellvi types, 2D UNet with ribs (~32 min)
 #   make compare   every method on the same held-out phantoms and real scans (trains the MONAI baselines once, ~30 min each)
 #   make compare-mr the same on lumbar and thoracolumbar MR phantoms and the real MRI, discs and canal scored (~2.5 h with training, ~15 min with the models cached)
 #   make realcheck the real-scan benchmark: run the shipped weights (REALCHECK_MODELS=DIR for others) on every scan of ../shared/data/real
@@ -19,10 +20,10 @@ STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr learning-curve lstv realcheck compare compare-mr
+.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr learning-curve lstv lstv-model realcheck compare compare-mr
 
 help:
-	@echo "make demo | make test | make lab | make export | make accuracy | make accuracy-mr | make learning-curve | make lstv | make realcheck | make compare | make compare-mr"
+	@echo "make demo | make test | make lab | make export | make accuracy | make accuracy-mr | make learning-curve | make lstv | make lstv-model | make realcheck | make compare | make compare-mr"
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -93,6 +94,18 @@ lstv: env
 	  -p run_dir $(abspath $(LSTV_DIR)) -p n_studies 30 -p seed $(LSTV_SEED) -p spacing 1.0,1.0,4.0 -p all_series True -p weights "$(LSTV_WEIGHTS)" -p slab_mm $(LSTV_SLAB) -p castellvi $(LSTV_CASTELLVI) -p device cpu \
 	  $(if $(LSTV_MODELS),-p model_dir $(abspath $(LSTV_MODELS)))
 	cat $(LSTV_DIR)/lstv_summary.json
+
+# make lstv-model: the shipped rib-counting family's recipe (the phantoms of make compare-mr's train_spine, with the last
+# lumbar vertebra of half of them given a drawn Castellvi type); then `spine-nb weights pack --method baselines --half ...`
+LSTV_MODEL_DIR ?= outputs/lstv_model
+lstv-model: env
+	for s in 0:60:lumbar:train_data 7:40:thoracolumbar:train_tl; do IFS=: read seed n fov name <<< "$$s"; test -f $(LSTV_MODEL_DIR)/$$name/dataset.csv || \
+	  $(BIN)/spine-nb phantom --out $(LSTV_MODEL_DIR)/$$name --n $$n --seed $$seed --modality mr --fov $$fov --castellvi-rate 0.5 --workers 2 -q || exit 1; done
+	$(BIN)/python -c "import sys, pandas as pd; from spine_nb.data.io import read_dataset_csv, write_dataset_csv; \
+	  write_dataset_csv(pd.concat([read_dataset_csv(c).assign(name=lambda d, k=k: d['name'] + k, subject=lambda d, k=k: d['subject'] + k) for c, k in zip(sys.argv[1:3], ('', '-tl'))]), sys.argv[3])" \
+	  $(LSTV_MODEL_DIR)/train_data/dataset.csv $(LSTV_MODEL_DIR)/train_tl/dataset.csv $(LSTV_MODEL_DIR)/train_spine/dataset.csv
+	$(BIN)/spine-nb train --method baselines --csv $(LSTV_MODEL_DIR)/train_spine/dataset.csv --output $(LSTV_MODEL_DIR)/model --modality mri \
+	  --preset cpu2d --network unet --label_scheme thoracolumbar_ribs --epochs 100 --device cpu --no_progress
 
 REALCHECK_DIR ?= outputs/realcheck
 REALCHECK_MODELS ?= spine_nb/shipped/payer-ct-cpu

@@ -432,8 +432,8 @@ def _rib_bearers(rib: np.ndarray, solid: np.ndarray, n_pieces: int, spacing, con
     return {p for p, v in borne.items() if len(v) >= 2 or sum(v) >= min_rib_mm3}  # a pair, or one whole rib: not a lone transverse process
 
 # %% ../nbs/03_anatomy.ipynb #5dc482f6
-def _disc_column(labels: np.ndarray, disc: np.ndarray, spacing, superior, min_mm3: float, merge_mm: float, min_vertebra_mm3: float):
-    "(vertebra mask, pieces split at their discs, piece count, piece heights, is-sacrum, whole, disc heights from the lumbosacral one up), or why there is no column."
+def _disc_column(labels: np.ndarray, disc: np.ndarray, spacing, superior, min_mm3: float, merge_mm: float, min_vertebra_mm3: float, min_sacrum_share: float):
+    "(vertebra mask, pieces split at their discs, piece count, piece heights, is-sacrum, whole, disc heights from the lumbosacral one up, discs below each piece), or why there is no column."
     vert = (labels > 0) & (labels <= 28) & (labels != 26)
     if not (labels == 26).any(): return "no sacrum to count down to"
     pieces, n_p = _level_pieces(labels, vert | (labels == 26)); pc, _ = _heights(pieces, n_p, superior)
@@ -444,7 +444,12 @@ def _disc_column(labels: np.ndarray, disc: np.ndarray, spacing, superior, min_mm
     if ls is None: return "the lumbosacral disc (the disc on the sacrum) is not seen"
     column = [h for h in column if h >= ls - merge_mm / 2]  # the discs down to the lumbosacral one
     pieces, n_q = _split_at(pieces, n_p, [(p, h) for p, h in both if not is_s[p]], superior); _, ph = _heights(pieces, n_q, superior)
-    return vert, pieces, n_q, ph, np.r_[is_s, np.zeros(n_q - n_p, bool)], np.r_[whole, np.ones(n_q - n_p, bool)], column
+    is_s, whole = np.r_[is_s, np.zeros(n_q - n_p, bool)], np.r_[whole, np.ones(n_q - n_p, bool)]
+    size = np.bincount(pieces.ravel(), minlength=n_q + 1); k = np.array([sum(c < h for c in column) for h in ph])  # discs below each piece: 1 on the sacrum
+    on = whole & ~is_s & (k > 0); levels = np.bincount(k[on], weights=size[on])  # each level's volume, whatever its pieces
+    share = size[is_s & (k == 0)].sum() / np.median(levels[levels > 0]) if (levels > 0).any() else 1.0
+    if share < min_sacrum_share: return f"the sacrum is a sliver ({share:.0%} of the median level above it): no anchor to count from"
+    return vert, pieces, n_q, ph, is_s, whole, column, k
 
 
 # %% ../nbs/03_anatomy.ipynb #2af41a5a
@@ -460,12 +465,13 @@ def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (Ve
                         min_head_mm3: float = 100.0, # a rib whose head lies against the column with less than this is not borne by it
                         min_rib_mm3: float = 1000.0, # one rib piece smaller than this alone on a vertebra (a transverse process, a speck) does not make it rib-bearing
                         max_gap: float = 1.5, # a gap between two discs below the anchor over this many times their median gap: a disc was missed
+                        min_sacrum_share: float = 0.5, # a sacrum (below the lumbosacral disc) under this share of the median level above it is a sliver, no anchor
                        ) -> tuple[np.ndarray, dict]:
     "(`labels` renamed by counting discs from the last rib-bearing vertebra down to the sacrum, {'anchored', 'counted', 'n_lumbar', 'reason'})."
     labels = np.asarray(labels); no = lambda why: (labels, {"anchored": False, "counted": False, "n_lumbar": None, "reason": why})
-    col = _disc_column(labels, disc, spacing, superior, min_mm3, merge_mm, min_vertebra_mm3)
+    col = _disc_column(labels, disc, spacing, superior, min_mm3, merge_mm, min_vertebra_mm3, min_sacrum_share)
     if isinstance(col, str): return no(col)
-    vert, pieces, n_q, ph, is_s, whole, column = col
+    vert, pieces, n_q, ph, is_s, whole, column, _ = col
     bearers = _rib_bearers(rib, np.where(whole[pieces], pieces, 0), n_q + 1, spacing, contact_mm, min_mm3, min_head_mm3, min_rib_mm3)
     below = {p: int(sum(h < ph[p] for h in column)) for p in bearers if not is_s[p]}
     if not below: return no("no rib touches a vertebra: the last rib-bearing vertebra is not in view")
@@ -496,16 +502,12 @@ def count_from_sacrum(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (VerS
                      ) -> tuple[np.ndarray, dict]:
     "(`labels` renamed by counting discs up from the sacrum, `n_lumbar` lumbar vertebrae assumed unless the labels say otherwise, {'anchored': False, 'counted', 'n_lumbar', 'reason'})."
     labels = np.asarray(labels); no = lambda why: (labels, {"anchored": False, "counted": False, "n_lumbar": None, "reason": why})
-    col = _disc_column(labels, disc, spacing, superior, min_mm3, merge_mm, min_vertebra_mm3)
+    col = _disc_column(labels, disc, spacing, superior, min_mm3, merge_mm, min_vertebra_mm3, min_sacrum_share)
     if isinstance(col, str): return no(col)
-    vert, pieces, n_q, ph, is_s, whole, column = col
+    vert, pieces, n_q, ph, is_s, whole, column, k = col
     if len(column) < 3: return no(f"{len(column)} disc(s) from the sacrum up: too few to check the count")
     gaps = np.diff(column); med = float(np.median(gaps)); worst = float(max(gaps.max() / med, med / gaps.min()))
     if med < min_step_mm: return no(f"the discs above the sacrum lie {med:.0f} mm apart (median): closer than any adult vertebra, false discs")
-    size = np.bincount(pieces.ravel(), minlength=n_q + 1); k = np.array([sum(c < h for c in column) for h in ph])  # discs below each piece: 1 on the sacrum
-    levels = np.bincount(k[whole & ~is_s & (k > 0)], weights=size[whole & ~is_s & (k > 0)])  # each level's volume, whatever its pieces
-    share = size[is_s & (k == 0)].sum() / np.median(levels[levels > 0]) if (levels > 0).any() else 1.0
-    if share < min_sacrum_share: return no(f"the sacrum is a sliver ({share:.0%} of the median vertebra above it): no anchor to count from")
     if worst > max_gap: return no(f"the discs above the sacrum are unevenly spaced (a gap {worst:.1f} times off their median): a disc missed or a false one")
     def named(n):  # the labels of `n` lumbar vertebrae counted up from the sacrum: L5 (L6 with six) on it, T12 above L1, … up to C1
         lut = np.where(k == 0, 0, np.where(k <= n, 20 + n - k, 19 - (k - n - 1))); return np.where(vert, np.where(lut > 0, lut, 0)[pieces], labels).astype(labels.dtype)
