@@ -109,7 +109,8 @@ def write_outputs(res: PredictionResult, output_dir: str | Path, case: str, save
     if t_start is not None: res.timings["total"] = time.perf_counter() - t_start
     meta = {"case": case, "status": "ok", "input": {"path": res.info.get("input"), **_geometry(img)},
             "landmarks_source": res.info.get("landmarks_source"), "n_vertebrae": len(res.landmarks),
-            "levels": [l["name"] for l in res.landmarks], "outputs": {k: str(v) for k, v in written.items()},
+            "levels": [l["name"] for l in res.landmarks], **({"level_count": res.info["level_count"]} if res.info.get("level_count") else {}),
+            "outputs": {k: str(v) for k, v in written.items()},
             **_predictor_meta(predictor), "versions": _versions(), "timings_s": {k: round(v, 3) for k, v in res.timings.items()},
             "peak_ram_mb": round(_peak_ram_mb(), 1), "warnings": warnings}
     if predictor is not None and predictor.device.type == "cuda": meta["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(predictor.device) / 2**20, 1)
