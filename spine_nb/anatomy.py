@@ -445,7 +445,7 @@ def _disc_column(labels: np.ndarray, disc: np.ndarray, spacing, superior, min_mm
     column = [h for h in column if h >= ls - merge_mm / 2]  # the discs down to the lumbosacral one
     pieces, n_q = _split_at(pieces, n_p, [(p, h) for p, h in both if not is_s[p]], superior); _, ph = _heights(pieces, n_q, superior)
     is_s, whole = np.r_[is_s, np.zeros(n_q - n_p, bool)], np.r_[whole, np.ones(n_q - n_p, bool)]
-    size = np.bincount(pieces.ravel(), minlength=n_q + 1); k = np.array([sum(c < h for c in column) for h in ph])  # discs below each piece: 1 on the sacrum
+    size = np.bincount(pieces.ravel(), minlength=n_q + 1); k = np.searchsorted(column, ph)  # discs below each piece (column ascending): 1 on the sacrum
     on = whole & ~is_s & (k > 0); levels = np.bincount(k[on], weights=size[on])  # each level's volume, whatever its pieces
     share = size[is_s & (k == 0)].sum() / np.median(levels[levels > 0]) if (levels > 0).any() else 1.0
     if share < min_sacrum_share: return f"the sacrum is a sliver ({share:.0%} of the median level above it): no anchor to count from"
@@ -471,9 +471,9 @@ def count_from_last_rib(labels: np.ndarray, # `(X, Y, Z)` vertebra label map (Ve
     labels = np.asarray(labels); no = lambda why: (labels, {"anchored": False, "counted": False, "n_lumbar": None, "reason": why})
     col = _disc_column(labels, disc, spacing, superior, min_mm3, merge_mm, min_vertebra_mm3, min_sacrum_share)
     if isinstance(col, str): return no(col)
-    vert, pieces, n_q, ph, is_s, whole, column, _ = col
+    vert, pieces, n_q, ph, is_s, whole, column, below_each = col
     bearers = _rib_bearers(rib, np.where(whole[pieces], pieces, 0), n_q + 1, spacing, contact_mm, min_mm3, min_head_mm3, min_rib_mm3)
-    below = {p: int(sum(h < ph[p] for h in column)) for p in bearers if not is_s[p]}
+    below = {p: int(below_each[p]) for p in bearers if not is_s[p]}
     if not below: return no("no rib touches a vertebra: the last rib-bearing vertebra is not in view")
     pelvis = [p for p in below if below[p] <= 2]  # at the iliac crest (L4, L5): the pelvis, not a rib
     if len(pelvis) == len(below): return no("the only rib-like pieces lie at the iliac crest, two vertebrae or fewer above the sacrum")
