@@ -17,8 +17,8 @@ from .data.io import DatasetError
 
 # %% auto #0
 __all__ = ['LANDMARK_ORDER', 'LSTV_CLASSES', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify',
-           'chain_neighbours', 'body_centres', 'disc_levels', 'disc_label_map', 'lstv_status', 'castellvi_type',
-           'mask_castellvi', 'count_from_last_rib', 'count_from_sacrum']
+           'chain_neighbours', 'consecutive_levels', 'body_centres', 'disc_levels', 'disc_label_map', 'lstv_status',
+           'castellvi_type', 'mask_castellvi', 'count_from_last_rib', 'count_from_sacrum']
 
 # %% ../nbs/03_anatomy.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -237,6 +237,26 @@ def chain_neighbours(chain: list[dict], # identified landmarks, cranial → caud
             pos = pos + step; lab = nxt
             out.append({"label": lab, "name": verse_name(lab), "world": pos.tolist(), "end": end})
     return out
+
+# %% ../nbs/03_anatomy.ipynb #967cba9c
+def consecutive_levels(probs: np.ndarray, # `(n, 27)` level probabilities (columns as `LANDMARK_IDS`) of n neighbouring vertebrae, cranial → caudal
+                       variant_cost: float = 2.0, # cost (nats) of each transitional step on top of the log-probabilities
+                       sacrum_pieces: bool = True, # the sacrum (five fused segments) may come as several vertebrae at the caudal end
+                      ) -> tuple[list[int], float]:
+    "(VerSe ids cranial → caudal, mean log-probability per vertebra less the variant costs) of the consecutive levels that best explain `probs`."
+    lp = np.log(np.clip(np.asarray(probs, float), 1e-6, 1.0)); n, k = lp.shape
+    if n == 0: return [], 0.0
+    pairs = [(LANDMARK_IDS.index(la), LANDMARK_IDS.index(lb), j == 0) for la in LANDMARK_IDS for j, lb in enumerate(successors(la)) if lb in LANDMARK_IDS]
+    extra = {b for _, b, normal in pairs if not normal} - {b for _, b, normal in pairs if normal}  # levels only a variant has (T13, L6)
+    own = np.array([variant_cost if j in extra else 0.0 for j in range(k)]); step = np.full((k, k), np.inf)
+    for a, b, normal in pairs: step[a, b] = 0.0 if normal or b in extra else variant_cost  # T11→L1, L4→S; T13 and L6 pay as levels
+    if sacrum_pieces: s = LANDMARK_IDS.index(26); step[s, s] = variant_cost  # each further piece pays as a variant
+    lp = lp - own; cost, back = -lp[0], np.zeros((n, k), int)
+    for i in range(1, n):
+        tot = cost[:, None] + step; back[i] = np.argmin(tot, 0); cost = tot[back[i], np.arange(k)] - lp[i]
+    path = [int(np.argmin(cost))]; best = float(cost[path[0]])
+    for i in range(n - 1, 0, -1): path.append(int(back[i][path[-1]]))
+    return [LANDMARK_IDS[j] for j in reversed(path)], -best / n
 
 # %% ../nbs/03_anatomy.ipynb #737fdff9
 def _height_map(shape, superior, start=0) -> np.ndarray:

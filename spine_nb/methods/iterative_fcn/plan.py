@@ -29,6 +29,7 @@ class IterativeFCNConfig(TrainConfig):
     depth: int = 4 # resolution levels of the segmentation path (3 poolings for 4)
     norm: str = "batch" # 'batch' (the reference) or 'instance'
     fp_weight: float = 0.1 # λ of the segmentation loss λ·FP + FN (the reference: 0.1)
+    bce_weight: float = 0.0 # weight of a cross-entropy with the same λ balance added to λ·FP + FN (0: the reference's loss alone; its soft counts stop learning where the sigmoid saturates)
     head_weight: float = 0.01 # weight of the completeness and level losses against the normalised segmentation loss (the reference's voxel sums outweigh its classification loss ~1000:1)
     weight_alpha: float = 1.0 # weight map α + β·exp(-d²/ω²), d the distance (mm) to a vertebra border
     weight_beta: float = 8.0
@@ -79,7 +80,7 @@ class IterativeFCN(nn.Module):
             skips.append(x)
         f = self.cls(x); y = x
         for b, s in zip(self.dec, reversed(skips[:-1])): y = b(torch.cat([s, nn.functional.interpolate(y, size=s.shape[2:], mode="nearest")], 1))
-        seg = self.seg(y); m = torch.sigmoid(seg)
+        seg = self.seg(y); m = torch.sigmoid(seg).detach()  # the heads read the mask, they do not shape it
         f = torch.cat([f, (y * m).flatten(2).sum(2) / m.flatten(2).sum(2).clamp_min(1.0)], 1)  # + features of the predicted vertebra
         return seg, self.complete(f)[:, 0], self.level(f)
 
@@ -92,22 +93,24 @@ def iterative_loss(seg: torch.Tensor, # `(B, 1, X, Y, Z)` mask logits
                    is_complete: torch.Tensor, # `(B,)` 0/1
                    level_index: torch.Tensor, # `(B,)` index into `LANDMARK_IDS`, -1 for empty samples
                    fp_weight: float = 0.1, # λ: a false voxel costs λ, a missed one 1
+                   bce_weight: float = 0.0, # weight of the λ-balanced cross-entropy added to the soft counts
                    head_weight: float = 0.01) -> tuple[torch.Tensor, dict]: # weight of the completeness and level losses
-    "(total loss, {'fp', 'fn', 'complete', 'level'}) of one batch."
+    "(total loss, {'fp', 'fn', 'bce', 'complete', 'level'}) of one batch."
     p, t, w = torch.sigmoid(seg.float()), target.float(), weight.float()
     norm = (w * t).flatten(1).sum(1) + 0.01 * w.flatten(1).sum(1)  # the target's weight, at least 1 % of the patch's
     fp = (w * (1 - t) * p).flatten(1).sum(1) / norm
     fn = (w * t * (1 - p)).flatten(1).sum(1) / norm
+    z = seg.float(); bce = (w * (t * nn.functional.softplus(-z) + fp_weight * (1 - t) * nn.functional.softplus(z))).flatten(1).sum(1) / norm
     lc = nn.functional.binary_cross_entropy_with_logits(complete.float(), is_complete.float())
     has = level_index >= 0
     ll = nn.functional.cross_entropy(level[has].float(), level_index[has].long()) if has.any() else level.sum() * 0
-    parts = {"fp": fp.mean(), "fn": fn.mean(), "complete": lc, "level": ll}
-    return fp_weight * parts["fp"] + parts["fn"] + head_weight * (lc + ll), parts
+    parts = {"fp": fp.mean(), "fn": fn.mean(), "bce": bce.mean(), "complete": lc, "level": ll}
+    return fp_weight * parts["fp"] + parts["fn"] + bce_weight * parts["bce"] + head_weight * (lc + ll), parts
 
 # %% ../../../nbs/24_methods.iterative_fcn.plan.ipynb #95ffb472
 PRESETS: dict[str, dict] = {
     "paper": dict(epochs=200, samples_per_epoch=500, patience=0, val_every=5),
-    "cpu": dict(spacing=(2.5, 2.5, 2.5), patch_size=(48, 48, 40), channels=16, depth=3, norm="instance", epochs=15, samples_per_epoch=560, batch_size=4, val_every=3,
+    "cpu": dict(spacing=(2.5, 2.5, 2.5), patch_size=(48, 48, 40), channels=16, depth=3, norm="instance", bce_weight=1.0, epochs=15, samples_per_epoch=560, batch_size=4, val_every=3,
                 patience=0, val_samples_per_case=3, num_folds=5, min_instance_mm3=1500.0),
     "tiny": dict(spacing=(6.0, 6.0, 6.0), patch_size=(16, 16, 16), channels=4, depth=2, epochs=1, samples_per_epoch=6, val_samples_per_case=1,
                  num_folds=2, save_every=1, patience=0, min_instance_mm3=200.0, max_steps=3)}

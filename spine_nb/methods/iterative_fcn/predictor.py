@@ -13,7 +13,7 @@ import torch
 from scipy import ndimage
 from tqdm.auto import tqdm
 from ...core import get_device, LANDMARK_IDS
-from ...anatomy import identify, body_centres, _RANK
+from ...anatomy import consecutive_levels, body_centres, _RANK
 from ...data.geometry import Grid, from_network
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints
 from ...inference.predictor import PredictionResult, landmarks_from, read_input
@@ -69,11 +69,22 @@ def _positions(shape: Sequence[int], size: Sequence[int], overlap: float = 0.25)
         axes.append(c)
     return [np.array([i, j, k]) for k in axes[2] for j in axes[1] for i in axes[0]]
 
+def _largest_piece(m: np.ndarray) -> np.ndarray:
+    "The largest 26-connected piece of a boolean mask (the mask itself when it is one piece or empty)."
+    lab, n = ndimage.label(m, np.ones((3, 3, 3)))
+    return m if n < 2 else lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+
+def _next_up(com: np.ndarray, found: list[dict], size: np.ndarray) -> bool:
+    "Whether a mask centred at `com` can be the next vertebra up: above the highest found, within a third of the patch beside it."
+    top = max((f["centre"] for f in found), key=lambda c: c[2])
+    return bool(com[2] > top[2] and (np.abs(com[:2] - top[:2]) <= np.asarray(size[:2]) / 3).all())
+
 def walk_instances(net, x: torch.Tensor, # `(X, Y, Z)` scaled scan on the plan's grid (third axis superior)
                    size: Sequence[int], # patch in voxels
                    min_voxels: int, # smaller masks are not a vertebra
                    max_steps: int = 8, # patch moves towards one vertebra before it is accepted
-                   device="cpu", max_instances: int = 40, progress: bool = False) -> tuple[np.ndarray, list[dict]]:
+                   device="cpu", max_instances: int = 40, progress: bool = False,
+                   largest_piece: bool = True) -> tuple[np.ndarray, list[dict]]: # keep only the largest connected piece of each mask (a vertebra is one piece)
     "(instance map `(X, Y, Z)` int16, instance dicts) of the walk up the scan."
     inst = np.zeros(x.shape, np.int16); mem = torch.zeros(x.shape, dtype=torch.float32); found = []
     size = np.asarray(size, int); shape = np.asarray(x.shape)
@@ -90,8 +101,10 @@ def walk_instances(net, x: torch.Tensor, # `(X, Y, Z)` scaled scan on the plan's
                 lo = np.maximum(start, 0); hi = np.minimum(start + size, shape); inside = np.zeros_like(m)
                 inside[tuple(slice(l - s, h - s) for l, h, s in zip(lo, hi, start))] = True
                 m &= inside & (_box(mem, start, size, 1.0).numpy() < 0.5)  # inside the scan, not yet remembered
+                if largest_piece: m = _largest_piece(m)
                 if m.sum() < min_voxels: break
                 com = np.array(ndimage.center_of_mass(m)) + start
+                if found and not _next_up(com, found, size): acc = None; break  # not the next vertebra up the spine
                 acc = (m, start, comp, lev)
                 if np.abs(com - c).max() <= 1.5: break
                 c = np.clip(np.rint(com).astype(int), 0, shape - 1)
@@ -105,8 +118,9 @@ def walk_instances(net, x: torch.Tensor, # `(X, Y, Z)` scaled scan on the plan's
 # %% ../../../nbs/24c_methods.iterative_fcn.predictor.ipynb #4933bac0
 def name_instances(found: list[dict], # from `walk_instances`
                    grid: Grid, # the plan's grid of the instance map
-                   landmarks: dict | None = None, # {VerSe id: world mm} to name instances by, or None: identification
-                   max_dist: float = 20.0) -> dict[int, dict]:
+                   landmarks: dict | None = None, # {VerSe id: world mm} to name instances by, or None: the walk's levels by `anatomy.consecutive_levels`
+                   max_dist: float = 20.0, # given landmarks: farthest one that names an instance (mm)
+                   min_share: float = 0.25) -> dict[int, dict]: # identification: smaller instances (share of the median) are specks, left unnamed
     "{instance: {'label', 'world', 'score'}} of the instances that get a level."
     if not found: return {}
     world = grid.index_to_world(np.array([f["centre"] for f in found]))
@@ -116,9 +130,10 @@ def name_instances(found: list[dict], # from `walk_instances`
             d = np.linalg.norm(pts - w, axis=1); j = int(np.argmin(d))
             if d[j] <= max_dist and ids[j] not in {o["label"] for o in out.values()}: out[f["instance"]] = {"label": int(ids[j]), "world": w.tolist(), "score": 1.0}
         return out
-    cands = [{"world": w.tolist(), "label": LANDMARK_IDS[int(np.argmax(f["levels"]))], "score": float(np.max(f["levels"])), "scores": [float(v) for v in f["levels"]]}
-             for f, w in zip(found, world)]
-    return {found[c["candidate"]]["instance"]: {"label": int(c["label"]), "world": c["world"], "score": float(c["score"])} for c in identify(cands)}
+    big = np.median([f["voxels"] for f in found])
+    keep = sorted((i for i, f in enumerate(found) if f["voxels"] >= min_share * big), key=lambda i: -found[i]["centre"][2])  # cranial → caudal
+    labels, _ = consecutive_levels(np.array([found[i]["levels"] for i in keep]))
+    return {found[i]["instance"]: {"label": int(l), "world": world[i].tolist(), "score": float(found[i]["levels"][LANDMARK_IDS.index(l)])} for i, l in zip(keep, labels)}
 
 # %% ../../../nbs/24c_methods.iterative_fcn.predictor.ipynb #b08207ac
 class IterativeFCNPredictor:
@@ -163,7 +178,9 @@ def predict(self: IterativeFCNPredictor, image, output_dir=None, case: str | Non
     lut = np.zeros(len(found) + 1, np.uint8)
     for i, n in names.items(): lut[i] = n["label"]
     seg = Grid.of(image).resample(from_network(lut[inst], grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)
-    lms = sorted(({"label": n["label"], "world": n["world"], "score": n["score"]} for n in names.values()), key=lambda l: _RANK[l["label"]])
+    top = {}  # one landmark per level: a sacrum in pieces keeps its cranial piece (S1, the VerSe landmark)
+    for i, n in names.items(): top[n["label"]] = max(top.get(n["label"], i), i, key=lambda j: float(np.asarray(found[j - 1]["centre"])[2]))
+    lms = sorted(({"label": l, "world": names[i]["world"], "score": names[i]["score"]} for l, i in top.items()), key=lambda l: _RANK[l["label"]])
     t["identify"] = time.perf_counter() - t1
     info = {"case": case, "input": path, "landmarks_source": "given landmarks" if given else "instance centres, levels by identification",
             "instances": [{"instance": f["instance"], "voxels": f["voxels"], "complete": round(f["complete"], 3), "label": names.get(f["instance"], {}).get("label")} for f in found]}

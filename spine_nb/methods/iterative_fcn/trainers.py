@@ -28,7 +28,7 @@ def loss_and_output(self: IterativeFCNTrainer, batch):
     x = torch.cat([batch["image"], batch["memory"]], 1)
     out = self.forward(self.to_device(x))
     loss, _ = iterative_loss(*out, self.to_device(batch["target"]), self.to_device(batch["weight"]), self.to_device(batch["complete"]),
-                             self.to_device(batch["level"]), self.config.fp_weight, self.config.head_weight)
+                             self.to_device(batch["level"]), self.config.fp_weight, float(self.config.bce_weight), self.config.head_weight)
     return loss, out
 
 def batch_metrics(self: IterativeFCNTrainer, batch, out) -> dict[str, list[float]]:
