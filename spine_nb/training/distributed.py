@@ -89,10 +89,13 @@ def unwrap(model):
     return getattr(model, "module", model)
 
 # %% ../../nbs/07c_training.distributed.ipynb #8ffc18d5
-def ddp_cleanup() -> None:
+def ddp_cleanup(barrier: bool = True # wait for every rank first (False on the way out of an error: the others may never arrive)
+               ) -> None:
     "Destroy the process group if one was initialised."
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+    if dist.is_available() and dist.is_initialized():
+        if barrier: dist.barrier()  # a rank that tears gloo down while another still talks can abort it ('terminate called without an active exception')
+        dist.destroy_process_group()
 
 # %% ../../nbs/07c_training.distributed.ipynb #b53cfc60
 def torchrun_command(script_and_args: list[str], # e.g. ['train.py', '--epochs', '3'] or ['-m', 'spine_nb.train', ...]

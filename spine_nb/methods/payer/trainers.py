@@ -206,8 +206,9 @@ def train_cli(argv: list[str] | None = None) -> int:
         t = TRAINERS[a.stage](a.output, a.csv, a.fold, a.device, cfg, resume=a.resume, progress=not (a.no_progress or a.quiet))
         best = t.train()
     except TrainingInputError as e:
-        _log.error(f"spine-nb train: error: {e}"); return 2
-    finally:
-        ddp_cleanup()  # no-op unless torchrun started us
+        _log.error(f"spine-nb train: error: {e}"); ddp_cleanup(barrier=False); return 2
+    except BaseException:
+        ddp_cleanup(barrier=False); raise
+    ddp_cleanup()  # no-op unless torchrun started us
     if t.main: _log.info(f"best validation loss {best:.6g}; checkpoints in {t.ckpt_dir}, logs in {t.log_dir}")
     return 0
