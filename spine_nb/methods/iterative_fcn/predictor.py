@@ -121,7 +121,7 @@ def name_instances(found: list[dict], # from `walk_instances`
                    landmarks: dict | None = None, # {VerSe id: world mm} to name instances by, or None: the walk's levels by `anatomy.consecutive_levels`
                    max_dist: float = 20.0, # given landmarks: farthest one that names an instance (mm)
                    min_share: float = 0.25) -> dict[int, dict]: # identification: smaller instances (share of the median) are specks, left unnamed
-    "{instance: {'label', 'world', 'score'}} of the instances that get a level."
+    "{instance: {'label', 'world', 'score'}} of the instances that get a level (cranial → caudal when named by the chain)."
     if not found: return {}
     world = grid.index_to_world(np.array([f["centre"] for f in found]))
     if landmarks:
@@ -178,11 +178,11 @@ def predict(self: IterativeFCNPredictor, image, output_dir=None, case: str | Non
     lut = np.zeros(len(found) + 1, np.uint8)
     for i, n in names.items(): lut[i] = n["label"]
     seg = Grid.of(image).resample(from_network(lut[inst], grid), sitk.sitkLabelGaussian, 0, sitk.sitkUInt8)
-    top = {}  # one landmark per level: a sacrum in pieces keeps its cranial piece (S1, the VerSe landmark)
-    for i, n in names.items(): top[n["label"]] = max(top.get(n["label"], i), i, key=lambda j: float(np.asarray(found[j - 1]["centre"])[2]))
+    top = {}  # one landmark per level: a sacrum in pieces keeps its cranial piece (S1, the VerSe landmark; `names` runs cranial → caudal)
+    for i, n in names.items(): top.setdefault(n["label"], i)
     lms = sorted(({"label": l, "world": names[i]["world"], "score": names[i]["score"]} for l, i in top.items()), key=lambda l: _RANK[l["label"]])
     t["identify"] = time.perf_counter() - t1
-    info = {"case": case, "input": path, "landmarks_source": "given landmarks" if given else "instance centres, levels by identification",
+    info = {"case": case, "input": path, "landmarks_source": "given landmarks" if given else "instance body centres, levels of the walk's chain",
             "instances": [{"instance": f["instance"], "voxels": f["voxels"], "complete": round(f["complete"], 3), "label": names.get(f["instance"], {}).get("label")} for f in found]}
     return finish_prediction(self, image, seg, lms, t, info, output_dir, qc, t0, read_s)
 
