@@ -17,8 +17,8 @@ from .data.io import DatasetError
 
 # %% auto #0
 __all__ = ['LANDMARK_ORDER', 'LSTV_CLASSES', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify',
-           'chain_neighbours', 'consecutive_levels', 'body_centres', 'disc_levels', 'disc_label_map', 'lstv_status',
-           'castellvi_type', 'mask_castellvi', 'count_from_last_rib', 'count_from_sacrum']
+           'chain_neighbours', 'consecutive_levels', 'vertebra_shapes', 'body_centres', 'disc_levels', 'disc_label_map',
+           'lstv_status', 'castellvi_type', 'mask_castellvi', 'count_from_last_rib', 'count_from_sacrum']
 
 # %% ../nbs/03_anatomy.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -27,7 +27,7 @@ _RANK: dict[int, int] = {l: r for r, l in enumerate(LANDMARK_ORDER)}
 # %% ../nbs/03_anatomy.ipynb #cbdabdea
 def _prior_step(a: int, b: int) -> float:
     "Population prior (mm) of the distance between the centroids of level `a` and the next level `b` (adult CT)."
-    return float(np.interp(min(_RANK.get(a, 24), 24), [0, 1, 6, 7, 12, 18, 20, 25], [15, 17, 17, 19, 21, 28, 33, 37]))
+    return float(np.interp(min(_RANK.get(a, 24), 24), [0, 1, 2, 5, 6, 7, 12, 15, 17, 18, 20, 24], [17.5, 25, 19.5, 19.5, 22, 24.5, 24, 23.5, 27, 27.5, 34, 35]))
 
 # %% ../nbs/03_anatomy.ipynb #daf08a0c
 def _pred(b: int) -> int | None:
@@ -238,25 +238,97 @@ def chain_neighbours(chain: list[dict], # identified landmarks, cranial → caud
             out.append({"label": lab, "name": verse_name(lab), "world": pos.tolist(), "end": end})
     return out
 
-# %% ../nbs/03_anatomy.ipynb #967cba9c
+# %% ../nbs/03_anatomy.ipynb #327c3b9c
+_VOLUME_AT = {1: 18, 2: 23, 3: 16, 4: 15.5, 5: 17, 6: 18.5, 7: 23, 8: 29, 12: 31, 16: 28, 17: 32, 18: 36, 19: 41, 20: 39, 21: 52, 22: 56, 23: 58, 24: 57}  # cm³
+
+def _prior_volume(level: int) -> float:
+    "Population prior (mm³) of the whole-vertebra volume of `level` (adult; NaN for the sacrum and unknown levels)."
+    if level == 26 or level not in _RANK: return float("nan")
+    return 1000 * float(np.interp(min(_RANK[level], _RANK[24]), [_RANK[l] for l in _VOLUME_AT], list(_VOLUME_AT.values())))
+
+# %% ../nbs/03_anatomy.ipynb #c6bbb1b4
+def _chain_steps(variant_cost: float, sacrum_pieces: bool, skip_cost: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "(step cost `(27, 27)`, prior step length mm (NaN: not scored), own cost of each level (T13, L6)) over `LANDMARK_IDS`."
+    ids, k, S = LANDMARK_IDS, len(LANDMARK_IDS), LANDMARK_IDS.index(26)
+    pairs = [(ids.index(la), ids.index(lb), j == 0) for la in ids for j, lb in enumerate(successors(la)) if lb in ids]
+    extra = {b for _, b, normal in pairs if not normal} - {b for _, b, normal in pairs if normal}  # levels only a variant has (T13, L6)
+    cost, prior = np.full((k, k), np.inf), np.full((k, k), np.nan)
+    for a, b, normal in pairs: cost[a, b] = 0.0 if normal or b in extra else variant_cost; prior[a, b] = _prior_step(ids[a], ids[b])  # T13, L6 pay as levels
+    if skip_cost is not None:  # one vertebra missed: a → c through b (not through the sacrum)
+        one, p1 = cost.copy(), prior.copy()
+        for a, b in zip(*np.nonzero(np.isfinite(one))):
+            for c in (np.nonzero(np.isfinite(one[b]))[0] if b != S else []):
+                if one[a, b] + one[b, c] + skip_cost < cost[a, c]: cost[a, c], prior[a, c] = one[a, b] + one[b, c] + skip_cost, p1[a, b] + p1[b, c]
+    if sacrum_pieces: cost[S, S] = variant_cost  # each further piece pays as a variant; its step is not scored
+    return cost, prior, np.array([variant_cost if j in extra else 0.0 for j in range(k)])
+
+# %% ../nbs/03_anatomy.ipynb #a891c5c7
+def _capped(z: np.ndarray, cap: float) -> np.ndarray:
+    "min(cap, z²/2), 0 where z is NaN."
+    return np.where(np.isnan(z), 0.0, np.minimum(cap, 0.5 * np.nan_to_num(z) ** 2))
+
+def _shape_costs(volumes, flatness, scale: float, n: int, vol_sd: float = 0.3, flat_sd: float = 0.15, cap: float = 4.0) -> np.ndarray:
+    "`(n, 27)` cost (nats) of each vertebra's volume (mm³) and flatness at each level (columns as `LANDMARK_IDS`)."
+    out = np.zeros((n, len(LANDMARK_IDS)))
+    if volumes is not None:
+        ref = np.array([_prior_volume(l) for l in LANDMARK_IDS]) * scale ** 3
+        v = np.log(np.asarray(volumes, float)); out += _capped((v[:, None] - np.log(ref)[None]) / vol_sd, cap)
+        out[:, LANDMARK_IDS.index(26)] = _capped((v - np.log(_prior_volume(24) * scale ** 3)) / (2 * vol_sd), cap)  # a piece of the sacrum: as big as L5, give or take twice as much
+    if flatness is not None:
+        f = np.asarray(flatness, float); out[:, LANDMARK_IDS.index(26)] += _capped((f - 0.5) / flat_sd, cap)
+        for l in (20, 21, 22, 23, 24, 25): out[:, LANDMARK_IDS.index(l)] += _capped((np.minimum(f, 1.0) - 1.0) / flat_sd, cap)
+    return out
+
+# %% ../nbs/03_anatomy.ipynb #dca2dcaf
+def _viterbi(unary: np.ndarray, # `(n, k)` cost of each vertebra at each level
+             steps) -> tuple[list[int], float]: # `steps(i)`: `(k, k)` cost of the step from vertebra i - 1 to vertebra i
+    "(column of each vertebra, total cost) of the cheapest path."
+    n, k = unary.shape; cost, back = unary[0].copy(), np.zeros((n, k), int)
+    for i in range(1, n):
+        tot = cost[:, None] + steps(i); back[i] = np.argmin(tot, 0); cost = tot[back[i], np.arange(k)] + unary[i]
+    path = [int(np.argmin(cost))]; best = float(cost[path[0]])
+    for i in range(n - 1, 0, -1): path.append(int(back[i][path[-1]]))
+    return path[::-1], best
+
+# %% ../nbs/03_anatomy.ipynb #abfba66a
+_SCALES = np.exp(np.linspace(np.log(0.7), np.log(1.45), 16))  # size factors of a spine tried against the population priors
+
 def consecutive_levels(probs: np.ndarray, # `(n, 27)` level probabilities (columns as `LANDMARK_IDS`) of n neighbouring vertebrae, cranial → caudal
                        variant_cost: float = 2.0, # cost (nats) of each transitional step on top of the log-probabilities
                        sacrum_pieces: bool = True, # the sacrum (five fused segments) may come as several vertebrae at the caudal end
+                       centres=None, # `(n, 3)` world centres (mm): steps scored against `_prior_step`, one size factor per spine
+                       volumes=None, # `(n,)` volumes (mm³), scored against `_prior_volume` with the same size factor
+                       flatness=None, # `(n,)` front-to-back over left-to-right extent (NaN: unknown); the sacrum is flat
+                       skip_cost: float = 2.0, # with centres: cost of a vertebra missed between two neighbours
+                       step_sd: float = 0.15, # sd of a step's log ratio to its prior
+                       cap: float = 4.0, # most any one shape or step term costs (nats)
+                       head_weight: float = 1.0, # weight of the log-probabilities (below 1: a weak level head counts less than the shape)
                       ) -> tuple[list[int], float]:
-    "(VerSe ids cranial → caudal, mean log-probability per vertebra less the variant costs) of the consecutive levels that best explain `probs`."
-    lp = np.log(np.clip(np.asarray(probs, float), 1e-6, 1.0)); n, k = lp.shape
+    "(VerSe ids cranial → caudal, mean log-probability per vertebra less the costs) of the consecutive levels that best explain the vertebrae."
+    lp = head_weight * np.log(np.clip(np.asarray(probs, float), 1e-6, 1.0)); n = len(lp)
     if n == 0: return [], 0.0
-    pairs = [(LANDMARK_IDS.index(la), LANDMARK_IDS.index(lb), j == 0) for la in LANDMARK_IDS for j, lb in enumerate(successors(la)) if lb in LANDMARK_IDS]
-    extra = {b for _, b, normal in pairs if not normal} - {b for _, b, normal in pairs if normal}  # levels only a variant has (T13, L6)
-    own = np.array([variant_cost if j in extra else 0.0 for j in range(k)]); step = np.full((k, k), np.inf)
-    for a, b, normal in pairs: step[a, b] = 0.0 if normal or b in extra else variant_cost  # T11→L1, L4→S; T13 and L6 pay as levels
-    if sacrum_pieces: s = LANDMARK_IDS.index(26); step[s, s] = variant_cost  # each further piece pays as a variant
-    lp = lp - own; cost, back = -lp[0], np.zeros((n, k), int)
-    for i in range(1, n):
-        tot = cost[:, None] + step; back[i] = np.argmin(tot, 0); cost = tot[back[i], np.arange(k)] - lp[i]
-    path = [int(np.argmin(cost))]; best = float(cost[path[0]])
-    for i in range(n - 1, 0, -1): path.append(int(back[i][path[-1]]))
-    return [LANDMARK_IDS[j] for j in reversed(path)], -best / n
+    step, prior, own = _chain_steps(variant_cost, sacrum_pieces, skip_cost if centres is not None else None)
+    d = np.linalg.norm(np.diff(np.asarray(centres, float), axis=0), axis=1) if centres is not None else None
+    best = (np.inf, [])
+    for s in (_SCALES if centres is not None or volumes is not None else [1.0]):
+        steps = (lambda i: step) if d is None else (lambda i: step + _capped(np.log(max(d[i - 1], 1.0) / (s * prior)) / step_sd, cap))
+        path, c = _viterbi(own - lp + _shape_costs(volumes, flatness, s, n, cap=cap), steps)
+        if c < best[0]: best = (c, path)
+    return [LANDMARK_IDS[j] for j in best[1]], -best[0] / n
+
+# %% ../nbs/03_anatomy.ipynb #4d3b7534
+def vertebra_shapes(labels: np.ndarray, # `(X, Y, Z)` label map (instances or VerSe ids)
+                    index_to_world, # callable: `(m, 3)` voxel indices → world mm (LPS), e.g. a `Grid`'s `index_to_world`
+                    voxel_mm3: float, # volume of one voxel (mm³)
+                   ) -> dict[int, tuple[float, float]]:
+    "{label: (volume mm³, flatness)} of every label > 0."
+    out = {}
+    for v, box in enumerate(ndimage.find_objects(np.asarray(labels).astype(np.int64)), 1):
+        if box is None: continue
+        idx = np.argwhere(labels[box] == v) + [s.start for s in box]; w = index_to_world(idx)
+        e = np.percentile(w, 98, 0) - np.percentile(w, 2, 0)
+        out[v] = (len(idx) * float(voxel_mm3), float(e[1] / max(e[0], 1e-6)))
+    return out
 
 # %% ../nbs/03_anatomy.ipynb #737fdff9
 def _height_map(shape, superior, start=0) -> np.ndarray:

@@ -13,7 +13,7 @@ import torch
 from scipy import ndimage
 from tqdm.auto import tqdm
 from ...core import get_device, LANDMARK_IDS
-from ...anatomy import consecutive_levels, body_centres, _RANK
+from ...anatomy import consecutive_levels, body_centres, vertebra_shapes, _RANK
 from ...data.geometry import Grid, from_network
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints
 from ...inference.predictor import PredictionResult, landmarks_from, read_input
@@ -84,9 +84,11 @@ def walk_instances(net, x: torch.Tensor, # `(X, Y, Z)` scaled scan on the plan's
                    min_voxels: int, # smaller masks are not a vertebra
                    max_steps: int = 8, # patch moves towards one vertebra before it is accepted
                    device="cpu", max_instances: int = 40, progress: bool = False,
-                   largest_piece: bool = True) -> tuple[np.ndarray, list[dict]]: # keep only the largest connected piece of each mask (a vertebra is one piece)
+                   largest_piece: bool = True, # keep only the largest connected piece of each mask (a vertebra is one piece)
+                   min_chain: int = 2, # a walk that finds fewer vertebrae in a row was a false start: no instance, kept in the memory
+                   max_false_starts: int = 20) -> tuple[np.ndarray, list[dict]]:
     "(instance map `(X, Y, Z)` int16, instance dicts) of the walk up the scan."
-    inst = np.zeros(x.shape, np.int16); mem = torch.zeros(x.shape, dtype=torch.float32); found = []
+    inst = np.zeros(x.shape, np.int16); mem = torch.zeros(x.shape, dtype=torch.float32); found = []; false = 0
     size = np.asarray(size, int); shape = np.asarray(x.shape)
     for pos in tqdm(_positions(x.shape, size), desc="patches", disable=not progress, leave=False):
         if found:  # once on the spine, search only above the highest vertebra found and near the column it follows
@@ -113,6 +115,8 @@ def walk_instances(net, x: torch.Tensor, # `(X, Y, Z)` scaled scan on the plan's
             inst[g] = len(found) + 1; mem[g] = 1.0
             found.append({"instance": len(found) + 1, "voxels": int(m.sum()), "centre": np.array([a.mean() for a in g]), "complete": comp, "levels": lev})
             c = np.rint(found[-1]["centre"]).astype(int)  # go on from this vertebra: the next lies above it, in the same patch
+        if 0 < len(found) < min_chain and false < max_false_starts:  # a false start: no instance, but it stays in the memory
+            inst[:] = 0; found.clear(); false += 1
     return inst, found
 
 # %% ../../../nbs/24c_methods.iterative_fcn.predictor.ipynb #4933bac0
@@ -120,7 +124,9 @@ def name_instances(found: list[dict], # from `walk_instances`
                    grid: Grid, # the plan's grid of the instance map
                    landmarks: dict | None = None, # {VerSe id: world mm} to name instances by, or None: the walk's levels by `anatomy.consecutive_levels`
                    max_dist: float = 20.0, # given landmarks: farthest one that names an instance (mm)
-                   min_share: float = 0.25) -> dict[int, dict]: # identification: smaller instances (share of the median) are specks, left unnamed
+                   min_share: float = 0.25, # identification: smaller instances (share of the larger chain neighbour) are specks, left unnamed
+                   geometry: bool = True, # identification: score the chain's steps, volumes and flatness (`flatness` of each instance where known)
+                   head_weight: float = 0.5) -> dict[int, dict]: # with geometry: weight of the level head's log-probabilities
     "{instance: {'label', 'world', 'score'}} of the instances that get a level (cranial → caudal when named by the chain)."
     if not found: return {}
     world = grid.index_to_world(np.array([f["centre"] for f in found]))
@@ -130,9 +136,11 @@ def name_instances(found: list[dict], # from `walk_instances`
             d = np.linalg.norm(pts - w, axis=1); j = int(np.argmin(d))
             if d[j] <= max_dist and ids[j] not in {o["label"] for o in out.values()}: out[f["instance"]] = {"label": int(ids[j]), "world": w.tolist(), "score": 1.0}
         return out
-    big = np.median([f["voxels"] for f in found])
-    keep = sorted((i for i, f in enumerate(found) if f["voxels"] >= min_share * big), key=lambda i: -found[i]["centre"][2])  # cranial → caudal
-    labels, _ = consecutive_levels(np.array([found[i]["levels"] for i in keep]))
+    order = sorted(range(len(found)), key=lambda i: -found[i]["centre"][2]); v = [found[i]["voxels"] for i in order]  # cranial → caudal
+    keep = [i for j, i in enumerate(order) if v[j] >= min_share * max(v[max(j - 1, 0):j + 2])]
+    geo = dict(centres=world[keep], volumes=[found[i]["voxels"] * float(np.prod(grid.spacing)) for i in keep],
+               flatness=[found[i].get("flatness", np.nan) for i in keep], head_weight=head_weight) if geometry else {}
+    labels, _ = consecutive_levels(np.array([found[i]["levels"] for i in keep]), **geo)
     return {found[i]["instance"]: {"label": int(l), "world": world[i].tolist(), "score": float(found[i]["levels"][LANDMARK_IDS.index(l)])} for i, l in zip(keep, labels)}
 
 # %% ../../../nbs/24c_methods.iterative_fcn.predictor.ipynb #b08207ac
@@ -173,7 +181,8 @@ def predict(self: IterativeFCNPredictor, image, output_dir=None, case: str | Non
     min_vox = max(1, int(round(p["min_instance_mm3"] / float(np.prod(grid.spacing)))))
     inst, found = walk_instances(self.net, x[0, 0], p["patch_size"], min_vox, p["max_steps"], self.device, progress=progress); t["walk"] = time.perf_counter() - t1
     t1 = time.perf_counter(); centres = body_centres(inst, grid.spacing)  # landmarks are body centres, not the instances' centres of mass
-    for f in found: f["centre"] = centres.get(f["instance"], f["centre"])
+    shapes = vertebra_shapes(inst, grid.index_to_world, float(np.prod(grid.spacing)))
+    for f in found: f["centre"], f["flatness"] = centres.get(f["instance"], f["centre"]), shapes.get(f["instance"], (0, np.nan))[1]
     names = name_instances(found, grid, given)
     lut = np.zeros(len(found) + 1, np.uint8)
     for i, n in names.items(): lut[i] = n["label"]
@@ -182,7 +191,7 @@ def predict(self: IterativeFCNPredictor, image, output_dir=None, case: str | Non
     for i, n in names.items(): top.setdefault(n["label"], i)
     lms = sorted(({"label": l, "world": names[i]["world"], "score": names[i]["score"]} for l, i in top.items()), key=lambda l: _RANK[l["label"]])
     t["identify"] = time.perf_counter() - t1
-    info = {"case": case, "input": path, "landmarks_source": "given landmarks" if given else "instance body centres, levels of the walk's chain",
+    info = {"case": case, "input": path, "landmarks_source": "given landmarks" if given else "instance body centres, levels of the walk's chain and its shape",
             "instances": [{"instance": f["instance"], "voxels": f["voxels"], "complete": round(f["complete"], 3), "label": names.get(f["instance"], {}).get("label")} for f in found]}
     return finish_prediction(self, image, seg, lms, t, info, output_dir, qc, t0, read_s)
 
