@@ -39,6 +39,11 @@ METHOD_COMMANDS: dict[tuple[str, str], str] = {  # (command, method) -> its func
     ("infer", "iterative_fcn"): "spine_nb.methods.iterative_fcn.predictor:infer_cli",
 }
 
+# %% ../nbs/90_cli.ipynb #185ff18b
+def _skip_slow_imports() -> None:
+    "Make `import rfc3987_syntax` fail fast in this process (jsonschema then skips its `iri` checker), unless jsonschema is loaded already."
+    if "jsonschema" not in sys.modules: sys.modules.setdefault("rfc3987_syntax", None)
+
 # %% ../nbs/90_cli.ipynb #720c02d0
 def _pop_method(name: str, argv: list[str]) -> tuple[str, list[str]]:
     "(method, the other arguments) of `--method M` / `--method=M` in `argv`; the default method when absent."
@@ -56,6 +61,7 @@ def subcommand(name: str # subcommand name, e.g. 'phantom'
     "The `<name>_cli(argv)` function behind `spine-nb <name>`, imported lazily."
     if name not in SUBCOMMANDS: raise ValueError(f"spine-nb: unknown command {name!r}; run `spine-nb --help` for the list")
     def run(argv: list[str] | None = None) -> int:
+        _skip_slow_imports()
         try: method, argv = _pop_method(name, list(argv or []))
         except ValueError as e: print(f"spine-nb {name}: {e}", file=sys.stderr); return 2
         target = METHOD_COMMANDS.get((name, method), SUBCOMMANDS[name][0])

@@ -324,17 +324,21 @@ def keep_edge_vertebrae(segmentation: sitk.Image, # stage 3's label map holding 
                         min_like: float = 0.5, # least share of its voxels within the 5th-95th intensity percentiles of the end vertebra's
                        ) -> tuple[sitk.Image, list[dict], list[dict]]:
     "(label map without the dropped levels, landmarks with the kept inside levels added at their end, the kept levels with their voxel counts)."
-    arr = sitk.GetArrayFromImage(segmentation); counts = np.bincount(arr.ravel(), minlength=256)
+    arr = sitk.GetArrayFromImage(segmentation); boxes = ndimage.find_objects(arr)  # one pass; then each label within its box
+    box = lambda l: boxes[l - 1] if 0 < l <= len(boxes) and boxes[l - 1] is not None else None
     ends, kept, drop, lms = {"cranial": landmarks[0]["label"], "caudal": landmarks[-1]["label"]}, [], set(), list(landmarks)
     im = sitk.GetArrayViewFromImage(image) if image is not None else None
     for e in extra:
-        v, ref, like = int(counts[e["label"]]), int(counts[ends[e["end"]]]), 1.0
+        b, rb = box(e["label"]), box(ends[e["end"]])
+        v, ref, like = int((arr[b] == e["label"]).sum()) if b else 0, int((arr[rb] == ends[e["end"]]).sum()) if rb else 0, 1.0
         if v and im is not None:  # no end-vertebra voxels to compare with: not kept
-            ref_vals = im[arr == ends[e["end"]]]; vals = im[arr == e["label"]]
+            ref_vals = im[rb][arr[rb] == ends[e["end"]]] if rb else np.zeros(0); vals = im[b][arr[b] == e["label"]]
             lo, hi = np.percentile(ref_vals, [5, 95]) if ref_vals.size else (np.inf, -np.inf)
             like = float(np.mean((vals >= lo) & (vals <= hi)))
         if e["end"] in drop or v == 0 or v < (min_inside if e["inside"] else min_outside) * ref or like < min_like:
-            drop.add(e["end"]); arr[arr == e["label"]] = 0; continue
+            drop.add(e["end"])
+            if b: sub = arr[b]; sub[sub == e["label"]] = 0  # a view: clears the label in arr
+            continue
         kept.append({"label": int(e["label"]), "name": e["name"], "world": list(e["world"]), "end": e["end"], "inside": e["inside"], "voxels": v, "like": like})
         if e["inside"]:
             rec = {**landmark_records([e], segmentation)[0], "source": "edge"}
