@@ -119,6 +119,13 @@ def walk_instances(net, x: torch.Tensor, # `(X, Y, Z)` scaled scan on the plan's
             inst[:] = 0; found.clear(); false += 1
     return inst, found
 
+# %% ../../../nbs/24c_methods.iterative_fcn.predictor.ipynb #531f36bb
+def _spine_like(probs: np.ndarray, # `(n, 27)` level probabilities of the chain, cranial → caudal
+                geo: dict, # the chain's centres, volumes and flatness (`consecutive_levels` keywords)
+                min_vertebrae: int = 3, max_shape_cost: float = 3.5) -> bool:
+    "Whether a walked chain can be a spine: enough vertebrae, and a shape that costs at most `max_shape_cost` nats a vertebra at best."
+    return len(probs) >= min_vertebrae and -consecutive_levels(probs, **{**geo, "head_weight": 0.0})[1] <= max_shape_cost
+
 # %% ../../../nbs/24c_methods.iterative_fcn.predictor.ipynb #4933bac0
 def name_instances(found: list[dict], # from `walk_instances`
                    grid: Grid, # the plan's grid of the instance map
@@ -126,7 +133,9 @@ def name_instances(found: list[dict], # from `walk_instances`
                    max_dist: float = 20.0, # given landmarks: farthest one that names an instance (mm)
                    min_share: float = 0.25, # identification: smaller instances (share of the larger chain neighbour) are specks, left unnamed
                    geometry: bool = True, # identification: score the chain's steps, volumes and flatness (`flatness` of each instance where known)
-                   head_weight: float = 0.5) -> dict[int, dict]: # with geometry: weight of the level head's log-probabilities
+                   head_weight: float = 0.5, # with geometry: weight of the level head's log-probabilities
+                   min_vertebrae: int = 3, # with geometry: a shorter chain is no spine (nothing named)
+                   max_shape_cost: float = 3.5) -> dict[int, dict]: # with geometry: a chain whose best shape costs more (nats a vertebra) is no spine
     "{instance: {'label', 'world', 'score'}} of the instances that get a level (cranial → caudal when named by the chain)."
     if not found: return {}
     world = grid.index_to_world(np.array([f["centre"] for f in found]))
@@ -140,7 +149,10 @@ def name_instances(found: list[dict], # from `walk_instances`
     keep = [i for j, i in enumerate(order) if v[j] >= min_share * max(v[max(j - 1, 0):j + 2])]
     geo = dict(centres=world[keep], volumes=[found[i]["voxels"] * float(np.prod(grid.spacing)) for i in keep],
                flatness=[found[i].get("flatness", np.nan) for i in keep], head_weight=head_weight) if geometry else {}
-    labels, _ = consecutive_levels(np.array([found[i]["levels"] for i in keep]), **geo)
+    probs = np.array([found[i]["levels"] for i in keep])
+    if geometry and not _spine_like(probs, geo, min_vertebrae, max_shape_cost):
+        _log.warning(f"the walk's {len(keep)} instances do not look like a spine: no levels named"); return {}
+    labels, _ = consecutive_levels(probs, **geo)
     return {found[i]["instance"]: {"label": int(l), "world": world[i].tolist(), "score": float(found[i]["levels"][LANDMARK_IDS.index(l)])} for i, l in zip(keep, labels)}
 
 # %% ../../../nbs/24c_methods.iterative_fcn.predictor.ipynb #b08207ac
