@@ -17,8 +17,9 @@ from .data.io import DatasetError
 
 # %% auto #0
 __all__ = ['LANDMARK_ORDER', 'LSTV_CLASSES', 'SequenceModel', 'fit_sequence_model', 'sequence_model_from_dataset', 'identify',
-           'chain_neighbours', 'consecutive_levels', 'vertebra_shapes', 'body_centres', 'disc_levels', 'disc_label_map',
-           'lstv_status', 'castellvi_type', 'mask_castellvi', 'count_from_last_rib', 'count_from_sacrum']
+           'chain_neighbours', 'drop_duplicates', 'consecutive_levels', 'vertebra_shapes', 'body_centres',
+           'disc_levels', 'disc_label_map', 'lstv_status', 'castellvi_type', 'mask_castellvi', 'count_from_last_rib',
+           'count_from_sacrum']
 
 # %% ../nbs/03_anatomy.ipynb #64f58bb5
 LANDMARK_ORDER: list[int] = [i for i in ANATOMICAL_ORDER if i in LANDMARK_IDS]
@@ -236,6 +237,26 @@ def chain_neighbours(chain: list[dict], # identified landmarks, cranial → caud
             if d is not None: step = d / max(float(np.linalg.norm(d)), 1e-9) * float(np.linalg.norm(mu))
             pos = pos + step; lab = nxt
             out.append({"label": lab, "name": verse_name(lab), "world": pos.tolist(), "end": end})
+    return out
+
+# %% ../nbs/03_anatomy.ipynb #383585a1
+def drop_duplicates(chain: list[dict], # identified landmarks, cranial → caudal, each with 'label' and 'world' (mm)
+                    model: SequenceModel | None = None, # step statistics (default: the population prior)
+                    min_share: float = 0.5, # neighbours closer than this share of their expected step are one vertebra
+                   ) -> list[dict]:
+    "The chain with each duplicated vertebra kept once and the levels beyond it renamed from the anchored end."
+    model, out = model or SequenceModel(), [dict(c) for c in chain]
+    labs = [c["label"] for c in out]; up = 26 in labs; down = not up and bool({1, 2} & set(labs))  # the anchor: the sacrum, else C1/C2
+    for _ in range(len(out)):
+        i = next((i for i in range(len(out) - 1) if _RANK.get(out[i]["label"], 0) >= _RANK[8] and np.linalg.norm(np.subtract(out[i + 1]["world"], out[i]["world"]))
+                  < min_share * np.linalg.norm(model.stats(out[i]["label"], out[i + 1]["label"])[0])), None)
+        if i is None or not (up or down): break
+        if up:  # keep the caudal member; the levels above move one step down
+            for c in out[:i]: c["label"] = successor(c["label"]); c["name"] = verse_name(c["label"])
+            del out[i]
+        else:  # keep the cranial member; the levels below move one step up
+            for c in out[i + 2:]: c["label"] = _pred(c["label"]) or c["label"]; c["name"] = verse_name(c["label"])
+            del out[i + 1]
     return out
 
 # %% ../nbs/03_anatomy.ipynb #327c3b9c

@@ -16,7 +16,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 from ...core import LANDMARK_IDS, get_device, write_json, outputs_root, add_verbosity_args, setup_logging, verbosity
 from ...data.geometry import Grid, stage_grid, distance_to_border, from_network
-from ...anatomy import SequenceModel, identify, sequence_model_from_dataset, chain_neighbours
+from ...anatomy import SequenceModel, identify, drop_duplicates, sequence_model_from_dataset, chain_neighbours
 from ...transforms import intensity_window, network_input, gaussian_volume
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints, run_paths
 from ...inference.sliding import StageModel, _ensemble, _ensemble_window, _ensemble_whole
@@ -295,7 +295,8 @@ def _localise(self: FullPipelinePredictor, res: PredictionResult, window, bar) -
     t["spine"] = time.perf_counter() - t1; bar.update(); t1 = time.perf_counter()
     res.vertebra_heatmaps, res.vertebra_grid = run_vertebrae_stage(image, self.models["vertebrae"], self.device, window, res.spine_centroid)
     res.candidates = heatmap_candidates(res.vertebra_heatmaps, res.vertebra_grid, image, **self.candidate_params)
-    chain = identify(res.candidates, self.sequence_model, **self.identify_params); res.info["landmarks_source"] = "predicted"
+    chain = drop_duplicates(identify(res.candidates, self.sequence_model, **self.identify_params), self.sequence_model)  # one vertebra met twice: renamed from the anchored end
+    res.info["landmarks_source"] = "predicted"
     t["vertebrae"] = time.perf_counter() - t1; bar.update()
     return chain
 
