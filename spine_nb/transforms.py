@@ -22,7 +22,7 @@ __all__ = ['LPS_TO_RAS', 'HU_WINDOW', 'MR_PERCENTILES', 'sitk_to_metatensor', 'm
            'case_centroids', 'modality_kind', 'intensity_window', 'ScaleToWindow', 'ScaleToWindowd', 'IntensityWindowd',
            'resample_to_grid', 'StageGridd', 'network_input', 'plan_input', 'crop_or_pad', 'SpineCropd',
            'LandmarksToVoxeld', 'gaussian_volume', 'LandmarkHeatmapsd', 'polyline_distance', 'SpineHeatmapd',
-           'VertebraCropd', 'spatial_augmentation', 'elastic_augmentation', 'intensity_augmentation',
+           'caudal_shift', 'VertebraCropd', 'spatial_augmentation', 'elastic_augmentation', 'intensity_augmentation',
            'appearance_augmentation', 'RandAxialFOVd']
 
 # %% ../nbs/04_transforms.ipynb #30a2d8a7
@@ -409,6 +409,13 @@ class SpineHeatmapd(MapTransform):
         d[self.out_key] = MetaTensor(torch.exp(-dist ** 2 / (2 * self.sigma ** 2))[None], affine=ref.affine)
         return d
 
+# %% ../nbs/04_transforms.ipynb #507d57dc
+def caudal_shift(affine: np.ndarray, # voxel-to-world affine (MONAI's RAS or ITK's LPS: +z is superior in both)
+                 mm: float, # distance towards the feet
+                ) -> np.ndarray:
+    "Voxel displacement `(3,)` of a move of `mm` towards the feet (world -z)."
+    return np.linalg.solve(np.asarray(affine, np.float64)[:3, :3], np.array([0.0, 0.0, -float(mm)]))
+
 # %% ../nbs/04_transforms.ipynb #bcfd87d1
 class VertebraCropd(RandomizableTransform, MapTransform):
     "A list of vertebra-centred crops: `image`, `heatmap` and binary `label` of the target vertebra, each `(1, *roi_size)`."
@@ -417,10 +424,11 @@ class VertebraCropd(RandomizableTransform, MapTransform):
                  num_samples: int | None = 1, # vertebrae per case (None: all, deterministic)
                  jitter_mm: float = 0.0, # random shift of the box centre, ± mm per axis
                  cut: bool = False, # also crop around the centroids of vertebrae the field of view cuts off (`cut_landmarks`)
+                 sacrum_reach_mm: float = 0.0, # the sacrum's box moves down by up to this (uniform), its heatmap staying on S1
                  image_key: str = "image", mask_key: str = "mask"):
         MapTransform.__init__(self, [image_key, mask_key]); RandomizableTransform.__init__(self, prob=1.0)
         self.roi_size, self.sigma, self.num_samples, self.jitter_mm = tuple(int(s) for s in roi_size), sigma, num_samples, jitter_mm
-        self.image_key, self.mask_key, self.cut = image_key, mask_key, cut
+        self.image_key, self.mask_key, self.cut, self.sacrum_reach_mm = image_key, mask_key, cut, sacrum_reach_mm
 
     def present(self, d) -> set[int]:
         "Labels with mask voxels (`labels_present` if `LabelsPresentd` ran; every landmark without a mask)."
@@ -455,6 +463,7 @@ def _crop(self: VertebraCropd, d: Mapping, ch: int, # landmark channel of the ve
     img = d[self.image_key]
     c = world_to_voxel(np.asarray(d[key])[ch][None], aff)[0]
     if self.jitter_mm: c = c + self.R.uniform(-1, 1, 3) * self.jitter_mm / vsize
+    if self.sacrum_reach_mm and LANDMARK_IDS[ch] == 26: c = c + caudal_shift(aff, self.R.uniform(0, self.sacrum_reach_mm))
     start = np.round(c - (np.asarray(self.roi_size) - 1) / 2.0).astype(int)
     o = {k: v for k, v in d.items() if k not in (self.image_key, self.mask_key)}
     o[self.image_key] = crop_or_pad(img, start, self.roi_size, -1.0)

@@ -97,6 +97,7 @@ class VertebraeSegmentationConfig(StageConfig):
     bce_weight: float = 0.5
     heatmap_sigma: float = 3.0
     elastic_prob: float = 0.2
+    sacrum_reach_mm: float = 80.0 # the sacrum's crops reach this far below S1 (training: shifted at random; inference: extra boxes)
     act: str | tuple = ("leakyrelu", {"negative_slope": 0.1}) # see the note below
 
 # %% ../../../nbs/20_methods.payer.plan.ipynb #e8d6ddf5

@@ -33,7 +33,7 @@ _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['PREDICTOR', 'load_stage', 'load_stage_models', 'spine_centroid_from_heatmap', 'run_spine_stage', 'heatmap_candidates',
-           'heatmap_peaks', 'run_vertebrae_stage', 'keep_largest_components', 'run_segmentation_stage',
+           'heatmap_peaks', 'run_vertebrae_stage', 'keep_largest_components', 'sacrum_boxes', 'run_segmentation_stage',
            'FullPipelinePredictor', 'edge_neighbours', 'keep_edge_vertebrae', 'merge_unclaimed', 'refine_with_masks',
            'save_random_checkpoint', 'random_checkpoints', 'infer_parser', 'infer_cli', 'studies_parser', 'studies_cli',
            'bench_phantom', 'bench_parser', 'bench_cli']
@@ -155,16 +155,30 @@ def keep_largest_components(labels: np.ndarray) -> np.ndarray:
             labels[sl][m & (cc != keep)] = 0
     return labels
 
+# %% ../../../nbs/20c_methods.payer.predictor.ipynb #74bab2fd
+def sacrum_boxes(landmarks: list[dict], # landmark records (`label`, `world`)
+                 reach_mm: float, # how far below S1 the boxes reach (the plan's `sacrum_reach_mm`; 0: none)
+                 step_mm: float, # distance between boxes (half a box)
+                ) -> list[dict]:
+    "`landmarks` with extra records for the sacrum whose `box_world` (box centre) lies `step_mm`, 2·`step_mm`, … below S1."
+    out = []
+    for lm in landmarks:
+        out.append(lm)
+        if int(lm["label"]) != 26 or reach_mm <= 0: continue
+        out += [dict(lm, box_world=np.asarray(lm["world"], float) - [0.0, 0.0, k * step_mm]) for k in range(1, int(reach_mm // step_mm) + 1)]
+    return out
+
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #031674ab
 def run_segmentation_stage(image: sitk.Image, models: StageModel, device, window, landmarks: list[dict],
                            progress: bool = False, batch_size: int = 2) -> sitk.Image:
     "UInt8 label image (VerSe ids) on the input's grid from per-landmark crops (`batch_size` crops per forward pass)."
     cfg = models.config; size = [int(s) for s in cfg["image_size"]]; sigma = float(cfg["heatmap_sigma"])
     target, full = Grid.of(image), stage_grid(image, cfg["spacing"])
+    landmarks = sacrum_boxes(landmarks, float(cfg.get("sacrum_reach_mm", 0.0)), size[2] * float(cfg["spacing"][2]) / 2)
     best = np.zeros(target.size[::-1], np.uint8); labels = np.zeros(target.size[::-1], np.uint8)
     for i in tqdm(range(0, len(landmarks), batch_size), desc="segmentation", leave=False, disable=not progress):
         chunk = landmarks[i: i + batch_size]
-        grids = [full.crop(lm["world"], size) for lm in chunk]  # boxes of the stage grid, as training cut them (`VertebraCropd`)
+        grids = [full.crop(lm.get("box_world", lm["world"]), size) for lm in chunk]  # boxes of the stage grid, as training cut them (`VertebraCropd`)
         heats = [torch.from_numpy(gaussian_volume(size, g.world_to_index(lm["world"]), sigma))[None] for lm, g in zip(chunk, grids)]
         x = torch.cat([torch.cat([network_input(image, g, window), h], 1) for g, h in zip(grids, heats)]).to(device)
         prob = _ensemble(models, x, sigmoid=True).cpu().numpy()

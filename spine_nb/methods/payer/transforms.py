@@ -82,7 +82,8 @@ def _segmentation_transforms(config, train: bool, p: float, device=None) -> list
     "The random and target part of stage 3."
     n = int(_cfg(config, "samples_per_case")) if train else None
     t = [LabelsPresentd(), VertebraCropd(tuple(_cfg(config, "image_size")), float(_cfg(config, "heatmap_sigma")), n, float(_cfg(config, "crop_jitter_mm")) if train else 0.0,
-                                             cut=train and bool(_cfg(config, "cut_vertebrae", False)))]
+                                             cut=train and bool(_cfg(config, "cut_vertebrae", False)),
+                                             sacrum_reach_mm=float(_cfg(config, "sacrum_reach_mm", 0.0)) if train else 0.0)]
     if train:
         keys, modes = ["image", "heatmap", "label"], ["bilinear", "bilinear", "nearest"]
         if device is not None: t.append(ToDeviced(keys, device))  # augment the crops on `device`
