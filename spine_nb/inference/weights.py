@@ -93,6 +93,12 @@ def _stage_checkpoints(model_dir: Path, method: str, folds: Sequence[int]) -> di
     if not found: raise WeightsError(f"{model_dir} holds no {method} checkpoints <stage>/checkpoints/fold_<k>/best.pth for folds {list(folds)}; pass a training output folder")
     return found
 
+# %% ../../nbs/09e_inference.weights.ipynb #85caef20
+def _first_made(prov: Mapping) -> Mapping:
+    "The innermost `packed_from` of a checkpoint's provenance (the provenance itself when it has none)."
+    while isinstance(prov.get("packed_from"), Mapping): prov = prov["packed_from"]
+    return prov
+
 # %% ../../nbs/09e_inference.weights.ipynb #e931a166
 def _modality(m: str) -> str:
     "'ct' or 'mr' ('mri', 'MR' and the like are 'mr')."
@@ -104,7 +110,7 @@ def _run_facts(paths: dict[str, list[Path]]) -> dict:
     mods = {str((ck.get("plan") or {}).get("intensity", {}).get("modality") or ck.get("config", {}).get("modality", "ct")).lower() for ck in cks.values()}
     if len(mods) > 1: raise WeightsError(f"the stages under {paths} were trained on different modalities {sorted(mods)}; pack one run")
     cfg = {s: ck.get("config") or {} for s, ck in cks.items()}
-    made = {s: {k: v for k, v in (ck.get("provenance") or {}).items() if k in ("name", "commit", "created") and v} for s, ck in cks.items()}
+    made = {s: {k: v for k, v in _first_made(ck.get("provenance") or {}).items() if k in ("name", "commit", "created") and v} for s, ck in cks.items()}
     return {"modality": _modality(mods.pop()), "preset": next(iter(cfg.values())).get("preset"), "version": next(iter(cks.values())).get("version"),
             "stages": {s: {"epochs_trained": (ck.get("epoch", -1) + 1), "best_epoch": ck.get("best_epoch"), "seed": cfg[s].get("seed"),
                            "parameters": int(sum(v.numel() for v in (ck.get("model") or {}).values())),
