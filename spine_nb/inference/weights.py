@@ -93,7 +93,7 @@ def _stage_checkpoints(model_dir: Path, method: str, folds: Sequence[int]) -> di
     if not found: raise WeightsError(f"{model_dir} holds no {method} checkpoints <stage>/checkpoints/fold_<k>/best.pth for folds {list(folds)}; pass a training output folder")
     return found
 
-# %% ../../nbs/09e_inference.weights.ipynb #85caef20
+# %% ../../nbs/09e_inference.weights.ipynb #a2f23376
 def _first_made(prov: Mapping) -> Mapping:
     "The innermost `packed_from` of a checkpoint's provenance (the provenance itself when it has none)."
     while isinstance(prov.get("packed_from"), Mapping): prov = prov["packed_from"]
