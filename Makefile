@@ -11,6 +11,7 @@
 #   make lstv-model train the recipe of `baselines-mr-ribs-cpu2d` again: 100 MR phantoms, half with Castellvi types, 2D UNet with ribs (~32 min)
 #   make compare   every method on the same held-out phantoms and real scans (trains the MONAI baselines once, ~30 min each)
 #   make compare-mr the same on lumbar and thoracolumbar MR phantoms and the real MRI, discs and canal scored (~2.5 h with training, ~15 min with the models cached)
+#   make compare-nnunet-export  make compare's phantoms as an nnU-Net dataset (spine_nb's folds) and test inputs; COMPARE_EXTERNAL=nnunet:DIR scores its predictions
 #   make realcheck the real-scan benchmark: run the shipped weights (REALCHECK_MODELS=DIR for others) on every scan of ../shared/data/real
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -20,7 +21,7 @@ STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr learning-curve lstv lstv-model realcheck compare compare-mr
+.PHONY: env demo test test-nbs test-py export clean-nbs lab help accuracy accuracy-mr learning-curve lstv lstv-model realcheck compare compare-mr compare-nnunet-export
 
 help:
 	@echo "make demo | make test | make lab | make export | make accuracy | make accuracy-mr | make learning-curve | make lstv | make lstv-model | make realcheck | make compare | make compare-mr"
@@ -121,6 +122,8 @@ realcheck: env
 # with the cpu preset (COMPARE_BASELINES: NAME=NETWORK:SCHEME), then nbs/pipelines/35_compare.ipynb on the shipped CT family and them
 COMPARE_DIR ?= outputs/compare
 COMPARE_BASELINES ?= unet=unet:verse segresnet=segresnet:verse unet-generic=unet:vertebra
+# COMPARE_EXTERNAL=NAME:FOLDER,...: label maps predicted elsewhere (an nnU-Net), one subfolder per held-out set (make compare-nnunet-export)
+COMPARE_EXTERNAL ?=
 compare: env
 	mkdir -p $(COMPARE_DIR)/models
 	for s in 0:60:train_data 1000:10:test_data 2000:10:test_data_2000 3000:10:test_data_3000; do IFS=: read seed n name <<< "$$s"; \
@@ -133,8 +136,23 @@ compare: env
 	    --preset cpu --network $${spec%%:*} --label_scheme $${spec#*:} --device cpu --no_progress || exit 1; done
 	$(BIN)/papermill nbs/pipelines/35_compare.ipynb $(COMPARE_DIR)/35_compare.ipynb --log-output -p run_dir $(abspath $(COMPARE_DIR)) \
 	  -p test_csvs "$(abspath $(COMPARE_DIR))/test_data/dataset.csv,$(abspath $(COMPARE_DIR))/test_data_2000/dataset.csv,$(abspath $(COMPARE_DIR))/test_data_3000/dataset.csv" \
-	  -p iterative_fcn_model_dir $(abspath $(COMPARE_DIR))/models/iterative_fcn -p baselines "$(foreach b,$(COMPARE_BASELINES),$(firstword $(subst =, ,$(b))):$(abspath $(COMPARE_DIR))/models/$(firstword $(subst =, ,$(b))),)" -p device cpu
+	  -p iterative_fcn_model_dir $(abspath $(COMPARE_DIR))/models/iterative_fcn -p baselines "$(foreach b,$(COMPARE_BASELINES),$(firstword $(subst =, ,$(b))):$(abspath $(COMPARE_DIR))/models/$(firstword $(subst =, ,$(b))),)" -p device cpu \
+	  -p external "$(COMPARE_EXTERNAL)"
 	cat $(COMPARE_DIR)/compare_methods.csv
+
+# make compare-nnunet-export: make compare's training set as an nnU-Net v2 raw dataset with spine_nb's folds (Dataset501_SpineNB)
+# and each held-out set as imagesTs, for a user to train and predict with nnU-Net (COMPARE_DIR/nnunet/README.txt says how)
+compare-nnunet-export: env
+	for s in 0:60:train_data 1000:10:test_data 2000:10:test_data_2000 3000:10:test_data_3000; do IFS=: read seed n name <<< "$$s"; \
+	  test -f $(COMPARE_DIR)/$$name/dataset.csv || $(BIN)/spine-nb phantom --out $(COMPARE_DIR)/$$name --n $$n --seed $$seed --workers 2 -q || exit 1; done
+	$(BIN)/spine-nb export-nnunet --csv $(COMPARE_DIR)/train_data/dataset.csv --out $(COMPARE_DIR)/nnunet/raw --id 501 -q
+	for name in test_data test_data_2000 test_data_3000; do $(BIN)/spine-nb export-nnunet --csv $(COMPARE_DIR)/$$name/dataset.csv \
+	  --out $(COMPARE_DIR)/nnunet/test/$$name --test_only -q || exit 1; done
+	printf '%s\n' "nnU-Net on make compare's phantoms: export nnUNet_raw=$(abspath $(COMPARE_DIR))/nnunet/raw (and nnUNet_preprocessed, nnUNet_results)," \
+	  "nnUNetv2_plan_and_preprocess -d 501 --verify_dataset_integrity; cp raw/Dataset501_SpineNB/splits_final.json into the preprocessed Dataset501_SpineNB;" \
+	  "nnUNetv2_train 501 3d_fullres 0; for each set S of test/: nnUNetv2_predict -i test/S/imagesTs -o predictions/S -d 501 -c 3d_fullres -f 0;" \
+	  "then make compare COMPARE_EXTERNAL=nnunet:$(abspath $(COMPARE_DIR))/nnunet/predictions" > $(COMPARE_DIR)/nnunet/README.txt
+	cat $(COMPARE_DIR)/nnunet/README.txt
 
 # make compare-mr: MR phantoms (60 lumbar of seed 0, 40 thoracolumbar of seed 7 and 60 lumbar of seed 20 with random contrasts
 # to train; 10 lumbar of seed 1000 and 10

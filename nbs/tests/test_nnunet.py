@@ -41,3 +41,18 @@ def test_nnunet_check_catches_a_broken_export(phantoms, tmp_path):
     folder = export_nnunet(phantoms, tmp_path, dataset_id=43, num_folds=3, progress=False)["folder"]
     next((folder / "labelsTr").glob("*.nii.gz")).unlink()
     assert verify(folder).returncode != 0
+
+
+def test_test_only_export_round_trip(phantoms, tmp_path):
+    "Held-out cases exported for nnUNetv2_predict come back through FolderPredictor: maps named as nnU-Net writes them score perfectly."
+    import shutil
+    from spine_nb.evaluation.compare import score_method
+    from spine_nb.inference.external import FolderPredictor
+    out = subprocess.run([sys.executable, "-m", "spine_nb.export_nnunet", "--csv", str(phantoms), "--out", str(tmp_path / "test"), "--test_only", "-q"],
+                         capture_output=True, text=True, encoding="utf-8")
+    assert out.returncode == 0, out.stderr
+    images = sorted(p.name for p in (tmp_path / "test/imagesTs").iterdir()); labels = sorted(p.name for p in (tmp_path / "test/labelsTs").iterdir())
+    assert len(images) == len(pd.read_csv(phantoms)) and [i.replace("_0000", "") for i in images] == labels
+    shutil.copytree(tmp_path / "test/labelsTs", tmp_path / "pred")  # stands in for nnUNetv2_predict's output: one map per image, the same names
+    cases, _ = score_method(FolderPredictor(tmp_path / "pred", name="nnunet"), phantoms, "nnunet", progress=False)
+    assert "error" not in cases and (cases["dice"] == 1.0).all() and cases["predict_s"].isna().all()

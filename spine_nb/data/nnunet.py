@@ -55,6 +55,20 @@ def _export_case(row, case: str, target: str, img_dir: Path, lab_dir: Path | Non
         write_image(out, lab_dir / f"{case}.nii.gz")
     write_image(img, img_dir / f"{case}_0000.nii.gz")
 
+# %% ../../nbs/01b_data.nnunet.ipynb #54bf9d6c
+_README_TEST = """Test cases written by spine_nb (export_nnunet, test_only) for a trained nnU-Net:
+  nnUNetv2_predict -i {folder}/imagesTs -o PREDICTIONS -d ID -c 3d_fullres -f FOLD
+then score them with every other method: make compare COMPARE_EXTERNAL=nnunet:PREDICTIONS (one subfolder per test set,
+named as the set's folder), or spine_nb.inference.external.FolderPredictor(PREDICTIONS).
+"""
+
+def _finish_test_export(folder: Path, done: set, failures: list) -> dict:
+    "Write README.txt (and export_failures.json) beside a test-only export; returns the summary."
+    if not done: raise DatasetError(f"no case could be exported to {folder}; failures: {failures}")
+    (folder / "README.txt").write_text(_README_TEST.format(folder=folder), encoding="utf-8")
+    if failures: write_json(folder / "export_failures.json", failures)
+    return {"folder": folder, "training": 0, "test": len(done), "failures": failures}
+
 # %% ../../nbs/01b_data.nnunet.ipynb #46ffc89d
 def export_nnunet(csv: str | Path, # dataset CSV (spine_nb format; `type` 'test' rows become imagesTs)
                   out: str | Path, # nnU-Net raw folder (nnUNet_raw); the dataset goes to out/DatasetXXX_NAME
@@ -65,6 +79,7 @@ def export_nnunet(csv: str | Path, # dataset CSV (spine_nb format; `type` 'test'
                   seed: int = 0, # seed of the folds, as the trainers' `seed`
                   modality: str | None = None, # keep only rows of this modality ('ct' or 'mri'); None: all
                   progress: bool = True, # show a tqdm bar
+                  test_only: bool = False, # every row a test case, written to out/imagesTs (labelsTs) and nothing else: inputs for nnUNetv2_predict
                  ) -> dict:
     "Write an nnU-Net v2 raw dataset; returns {'folder', 'training', 'test', 'failures'}."
     from tqdm.auto import tqdm
@@ -77,13 +92,15 @@ def export_nnunet(csv: str | Path, # dataset CSV (spine_nb format; `type` 'test'
     df = df.assign(case=[nnunet_case_id(n) for n in df["name"]])
     dup = sorted(df["case"][df["case"].duplicated()])
     if dup: raise DatasetError(f"{csv}: row names {dup} give the same nnU-Net case id; make the names unique")
-    folder = Path(out) / f"Dataset{int(dataset_id):03d}_{nnunet_case_id(name)}"
+    folder = Path(out) if test_only else Path(out) / f"Dataset{int(dataset_id):03d}_{nnunet_case_id(name)}"
+    if test_only: df = df.assign(type="test")
     failures, done = [], set()
     for _, r in tqdm(df.iterrows(), total=len(df), desc="nnU-Net export", disable=not progress):
         test = r["type"] == "test"
         lab_dir = folder / ("labelsTs" if test else "labelsTr") if (not test or r.get("mask_path")) else None
         try: _export_case(r, r["case"], target, folder / ("imagesTs" if test else "imagesTr"), lab_dir, base); done.add(r["case"])
         except (OSError, ValueError) as e: failures.append({"name": r["name"], "error": str(e)}); warnings.warn(f"nnU-Net export: {r['name']}: {e}")
+    if test_only: return _finish_test_export(folder, done, failures)
     return _finish_export(df, folder, done, failures, channel, target, num_folds, seed, name)
 
 # %% ../../nbs/01b_data.nnunet.ipynb #c75f41a6
@@ -120,13 +137,15 @@ def _export_nnunet_parser(prog: str = "spine-nb export-nnunet") -> argparse.Argu
     ap.add_argument("--folds", type=int, default=5, help="folds of splits_final.json (default 5, as spine_nb's trainers)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the folds (default 0, as spine_nb's trainers)")
     ap.add_argument("--modality", choices=["ct", "mri"], default=None, help="export only the rows of this modality")
+    ap.add_argument("--test_only", action="store_true", help="every row a test case in OUT/imagesTs (labelsTs), nothing else: held-out inputs for nnUNetv2_predict")
     return ap
 
 # %% ../../nbs/01b_data.nnunet.ipynb #9559f687
 def export_nnunet_cli(argv: list[str] | None = None) -> int:
     "`spine-nb export-nnunet`: write an nnU-Net v2 raw dataset; returns the exit status."
     def run(a):
-        r = export_nnunet(a.csv, a.out, a.id, a.name, a.target, a.folds, a.seed, a.modality)
+        r = export_nnunet(a.csv, a.out, a.id, a.name, a.target, a.folds, a.seed, a.modality, test_only=a.test_only)
+        if a.test_only: return _log.info(f"{r['folder']}/imagesTs: {r['test']} test cases; then nnUNetv2_predict -i {r['folder']}/imagesTs -o PREDICTIONS (README.txt)")
         _log.info(f"{r['folder']}: {r['training']} training and {r['test']} test cases" + (f", {len(r['failures'])} failed (export_failures.json)" if r["failures"] else ""))
         _log.info(f"then: nnUNetv2_plan_and_preprocess -d {a.id} --verify_dataset_integrity; copy splits_final.json into the preprocessed folder (README.txt)")
     return _cli("spine-nb export-nnunet", _export_nnunet_parser(), argv, run)

@@ -19,13 +19,14 @@ __all__ = ['score_case', 'score_method', 'parameter_count', 'training_minutes', 
            'plot_comparison', 'realcheck_table']
 
 # %% ../../nbs/10c_evaluation.compare.ipynb #1a5b5621
-def score_case(predictor, # anything with `predict(image, qc=False) -> PredictionResult`
+def score_case(predictor, # anything with `predict(image, case=, qc=False) -> PredictionResult`
                row: Mapping, # a dataset-CSV row: name, image_path, mask_path, centroid_json_path (fov, modality optional)
                method: str = "", # the name the rows carry
               ) -> tuple[dict, list[dict]]:
     "(case row, per-true-vertebra rows) of one scan: VerSe metrics of the prediction, its time and (with a `semantic_path`) disc and canal Dice."
     img, mask, gt = case_truth(row)
-    t0 = time.perf_counter(); res = predictor.predict(img, qc=False); dt = time.perf_counter() - t0
+    t0 = time.perf_counter(); res = predictor.predict(img, case=row["name"], qc=False)
+    dt = float("nan") if getattr(predictor, "precomputed", False) else time.perf_counter() - t0  # a folder of maps: its time is not ours to know
     m = VerSeMetrics().evaluate_case(res.segmentation, mask, res.landmarks_world(), gt)
     a = m["aggregate"]
     case = dict(method=method, case=row["name"], fov=row.get("fov", ""), modality=row.get("modality", ""), n_true=len(gt),
@@ -65,7 +66,8 @@ def _modules(x, depth: int = 0) -> list:
 
 def parameter_count(predictor # a loaded predictor
                    ) -> int:
-    "Trainable parameters of one model of each network `predictor` runs."
+    "Trainable parameters of one model of each network `predictor` runs (NaN for maps predicted elsewhere)."
+    if getattr(predictor, "precomputed", False): return float("nan")
     return sum(count_parameters(m) for m in _modules(getattr(predictor, "models", predictor)))
 
 # %% ../../nbs/10c_evaluation.compare.ipynb #4592148d

@@ -100,7 +100,7 @@ def realcheck_case(predictors: Mapping[str, object], # {modality: predictor}
                   ) -> tuple[dict, list[dict]]:
     "(case row, per-level rows) of one real scan."
     img = read_image(row["image_path"]); p = _predictor_for(predictors, row["modality"], row["name"])
-    t0 = time.perf_counter(); res = p.predict(img, qc=False); dt = time.perf_counter() - t0
+    t0 = time.perf_counter(); res = p.predict(img, case=row["name"], qc=False); dt = time.perf_counter() - t0
     lm = res.landmarks_world(); found = sorted(lm)
     case = dict(case=row["name"], modality=row["modality"], reference=row["reference"], predict_s=dt, n_found=len(found),
                 levels_found=" ".join(VERSE_NAMES.get(l, str(l)) for l in found))

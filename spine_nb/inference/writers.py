@@ -113,7 +113,7 @@ def write_outputs(res: PredictionResult, output_dir: str | Path, case: str, save
             "outputs": {k: str(v) for k, v in written.items()},
             **_predictor_meta(predictor), "versions": _versions(), "timings_s": {k: round(v, 3) for k, v in res.timings.items()},
             "peak_ram_mb": round(_peak_ram_mb(), 1), "warnings": warnings}
-    if predictor is not None and predictor.device.type == "cuda": meta["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(predictor.device) / 2**20, 1)
+    if getattr(getattr(predictor, "device", None), "type", None) == "cuda": meta["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(predictor.device) / 2**20, 1)
     written["metadata"] = write_json(f["metadata"], meta)
     res.info["files"] = written
     return written
