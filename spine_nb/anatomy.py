@@ -370,12 +370,14 @@ def body_centres(labels: np.ndarray, # `(X, Y, Z)` label map (VerSe ids), any in
                  superior=None, # per axis, the world height (mm) gained per voxel step; given, the sacrum's centre is S1's (its top `s1_mm`), as VerSe's
                  s1_mm: float = 30.0, # height of S1's body
                  s1_radius_mm: float = 25.0, # S1's body lies within this distance of the vertical line through the body above it (the alae do not)
+                 no_body=(1,), # labels without a body, centred at their centre of mass (C1, as VerSe's centroids; () for labels that are not VerSe ids)
                 ) -> dict[int, np.ndarray]:
-    "{label: continuous voxel index} of the centre of the thickest part (the body) of each label of `labels`."
+    "{label: continuous voxel index} of the centre of the thickest part (the body) of each label of `labels`; `no_body` labels (C1) at their centre of mass."
     labels = np.asarray(labels); boxes = ndimage.find_objects(labels.astype(np.int64)); out = {}
     ids = [int(i) for i in (np.unique(labels) if ids is None else ids) if 0 < int(i) <= len(boxes) and boxes[int(i) - 1] is not None]
     for v in ids:
         box = boxes[v - 1]; m = np.pad(labels[box] == v, 1)  # a border of background: the scan's edge is not the vertebra's
+        if v in no_body: out[v] = np.asarray(ndimage.center_of_mass(m)) - 1 + [s.start for s in box]; continue  # the atlas: a ring, no body
         if v == 26 and superior is not None:  # the sacrum's landmark is S1's body: the top s1_mm of its largest piece (strays left out)
             h = _height_map(m.shape, superior, np.array([s.start for s in box]) - 1)  # the pad's voxel is index start - 1
             comp, k = ndimage.label(m); m = comp == 1 + int(np.argmax(np.bincount(comp.ravel())[1:])) if k > 1 else m; m &= h >= h[m].max() - s1_mm

@@ -192,7 +192,7 @@ def predict(self: IterativeFCNPredictor, image, output_dir=None, case: str | Non
     t1 = time.perf_counter(); x, grid = plan_input(image, self.plan); p = self.plan
     min_vox = max(1, int(round(p["min_instance_mm3"] / float(np.prod(grid.spacing)))))
     inst, found = walk_instances(self.net, x[0, 0], p["patch_size"], min_vox, p["max_steps"], self.device, progress=progress); t["walk"] = time.perf_counter() - t1
-    t1 = time.perf_counter(); centres = body_centres(inst, grid.spacing)  # landmarks are body centres, not the instances' centres of mass
+    t1 = time.perf_counter(); centres = body_centres(inst, grid.spacing, no_body=())  # landmarks are body centres, not the instances' centres of mass
     shapes = vertebra_shapes(inst, grid.index_to_world, float(np.prod(grid.spacing)))
     for f in found: f["centre"], f["flatness"] = centres.get(f["instance"], f["centre"]), shapes.get(f["instance"], (0, np.nan))[1]
     names = name_instances(found, grid, given)
