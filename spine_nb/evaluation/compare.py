@@ -147,6 +147,8 @@ def plot_comparison(cases: pd.DataFrame, # all methods' case tables
         ax[1].legend(fontsize=7, title=None, loc="upper center", ncol=min(3, len(order)))  # above the bars, not on them
     ok = cases[cases["error"].isna()] if "error" in cases else cases
     if len(ok): sns.barplot(data=ok, x="method", y="predict_s", order=order, ax=ax[2], color="tab:gray", errorbar="sd")
+    for i, m in enumerate(order):  # maps predicted elsewhere: not timed here
+        if len(ok) and ok.loc[ok["method"] == m, "predict_s"].isna().all(): ax[2].text(i, 0, "not timed", rotation=90, ha="center", va="bottom", fontsize=8, color="0.4")
     if len(tis):
         sns.barplot(data=tis, x="what", y="dice", hue="method", hue_order=[m for m in order if m in set(tis["method"])], palette=colours, ax=ax[3], errorbar="sd")
         ax[3].legend(fontsize=7, title=None, loc="upper center", ncol=2); ax[3].set_ylim(0, 1.25); ax[3].set_yticks(np.linspace(0, 1, 6))
