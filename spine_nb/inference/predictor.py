@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 from fastcore.basics import patch
 from ..core import LANDMARK_IDS, verse_name
 from ..data.geometry import Grid, distance_to_border
@@ -16,7 +17,7 @@ from ..anatomy import _RANK
 
 # %% auto #0
 __all__ = ['InputError', 'looks_like_ct', 'check_image', 'landmarks_from', 'ModalityRouter', 'PredictionResult', 'case_name',
-           'read_input', 'landmark_records']
+           'read_input', 'soft_tissue_labels', 'landmark_records']
 
 # %% ../../nbs/09_inference.predictor.ipynb #79dec747
 class InputError(ValueError):
@@ -157,6 +158,20 @@ def read_input(image, # a path (image file or DICOM folder) or a SimpleITK image
     path = path or (Path(input_path) if input_path is not None else None)
     check_image(image, str(path) if path else "image", modality)
     return image, case or (case_name(path) if path else "case"), str(path) if path else None, time.perf_counter() - t0 + (read_s or 0.0)
+
+# %% ../../nbs/09_inference.predictor.ipynb #0bd00ae8
+def soft_tissue_labels(segmentation: sitk.Image, # label map on `image`'s grid (VerSe ids)
+                       image: sitk.Image, # the CT, in Hounsfield units
+                       min_hu: float = 200.0, # a vertebra's `q`th intensity percentile reaches at least this (cortical bone)
+                       q: float = 90.0, # the percentile
+                      ) -> list[int]:
+    "Labels (1–28) of a CT label map whose `q`th intensity percentile stays under `min_hu`: no bone, so no vertebra."
+    lab, im = sitk.GetArrayViewFromImage(segmentation), sitk.GetArrayViewFromImage(image); out = []
+    for l, box in enumerate(ndimage.find_objects(np.asarray(lab, np.int64)), 1):
+        if box is None or l > 28: continue
+        v = im[box][lab[box] == l]
+        if v.size and float(np.percentile(v, q)) < min_hu: out.append(l)
+    return out
 
 # %% ../../nbs/09_inference.predictor.ipynb #9d1d5fcb
 def landmark_records(chain: list[dict], image: sitk.Image) -> list[dict]:

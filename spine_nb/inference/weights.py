@@ -286,7 +286,7 @@ def find_family(name: str | None = None, # family name; default: the manifest's 
 def family_facts(fam: Mapping # a family.json (`find_family`, `verify_family`)
                 ) -> dict:
     "What a predictor records of the family it loaded (its `weights`, written in every case's metadata)."
-    return {k: fam.get(k) for k in ("name", "modality", "preset", "commit", "created", "path")}
+    return {k: fam.get(k) for k in ("name", "modality", "preset", "commit", "created", "path", "postprocess")}
 
 def _method_predictor(method: str, what: str):
     "The predictor class (`PREDICTOR` of its predictor module) of the installed method `method`; a `WeightsError` naming `what` when there is none."

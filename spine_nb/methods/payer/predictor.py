@@ -14,13 +14,13 @@ import torch
 from fastcore.basics import patch
 from scipy import ndimage
 from tqdm.auto import tqdm
-from ...core import LANDMARK_IDS, get_device, write_json, outputs_root, add_verbosity_args, setup_logging, verbosity
+from ...core import LANDMARK_IDS, verse_name, get_device, write_json, outputs_root, add_verbosity_args, setup_logging, verbosity
 from ...data.geometry import Grid, stage_grid, distance_to_border, from_network
 from ...anatomy import SequenceModel, identify, drop_duplicates, sequence_model_from_dataset, chain_neighbours
 from ...transforms import intensity_window, network_input, gaussian_volume
 from ...training.checkpoint import CheckpointError, read_checkpoint, check_stage_checkpoint, find_checkpoints, run_paths
 from ...inference.sliding import StageModel, _ensemble, _ensemble_window, _ensemble_whole
-from ...inference.predictor import InputError, PredictionResult, check_image, landmarks_from, landmark_records, case_name, _peak_ram_mb
+from ...inference.predictor import InputError, PredictionResult, check_image, landmarks_from, landmark_records, case_name, soft_tissue_labels, _peak_ram_mb
 from ...inference.weights import find_family, family_facts, family_predictor, shipped_router, WeightsError
 from ...inference.writers import write_outputs
 from ...inference.batch import list_cases, run_batch
@@ -215,6 +215,7 @@ class FullPipelinePredictor:
                  weights: str | None = None, # shipped weights family for the 'shipped' stages (default: the CT default; `spine-nb weights list`)
                  edge_vertebrae: str | None = "cut", # the level beyond each chain end (`edge_neighbours`) segmented too: 'cut' (centroid outside the image), 'all' (inside too) or None
                  edge_reach_mm: float = 20.0, # how far outside the image such a level's predicted centroid may lie
+                 min_bone_hu: float | None = None, # CT: drop predicted vertebrae whose 90th HU percentile stays under this (`soft_tissue_labels`); None: the family's postprocess, else off; 0: off
                 ):
         self.device = get_device(device) if not isinstance(device, torch.device) else device
         ck = {"spine": spine_checkpoint, "vertebrae": vertebrae_checkpoint, "segmentation": segmentation_checkpoint}
@@ -227,6 +228,7 @@ class FullPipelinePredictor:
         self.refine_landmarks, self.ctd_orientation, self.dicom_seg = refine_landmarks, ctd_orientation, dicom_seg
         if edge_vertebrae not in (None, "cut", "all"): raise ValueError(f"edge_vertebrae must be 'cut', 'all' or None, not {edge_vertebrae!r}")
         self.edge_vertebrae, self.edge_reach_mm = edge_vertebrae, edge_reach_mm
+        self.min_bone_hu = ((self.weights or {}).get("postprocess") or {}).get("min_bone_hu") if min_bone_hu is None else min_bone_hu
         self.modality = str(next(iter(self.models.values())).config.get("modality", "ct")).lower() if self.models else "ct"
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #3291e150
@@ -248,7 +250,7 @@ def from_shipped(cls: FullPipelinePredictor, name: str | None = None, # weights 
 def from_family(cls: FullPipelinePredictor, fam: dict, # a verified family.json (`find_family`, `verify_family`)
                 device=None, **kw) -> FullPipelinePredictor:
     "The predictor of a weights family wherever its folder is (`spine_nb.inference.weights.family_predictor` calls it)."
-    p = cls(*[find_checkpoints(fam["path"], "payer", s, fam.get("folds") or (0,)) for s in STAGES], device=device, **kw)
+    p = cls(*[find_checkpoints(fam["path"], "payer", s, fam.get("folds") or (0,)) for s in STAGES], device=device, **{**(fam.get("postprocess") or {}), **kw})  # the family's post-processing, unless overridden
     p.weights = family_facts(fam); return p
 
 PREDICTOR = FullPipelinePredictor  # this method's predictor class: `spine_nb.inference.weights` makes its families and model folders with its from_family / from_model_dir
@@ -389,6 +391,17 @@ def _segment(self: FullPipelinePredictor, res: PredictionResult, window, segment
             res.segmentation, res.landmarks, res.info["edge_vertebrae"] = keep_edge_vertebrae(res.segmentation, res.landmarks, extra, image=image)
     else:
         res.segmentation = sitk.Image(image.GetSize(), sitk.sitkUInt8); res.segmentation.CopyInformation(image)
+    if predicted and self.min_bone_hu and self.modality == "ct" and res.landmarks: self._drop_soft_tissue(res)
+
+# %% ../../../nbs/20c_methods.payer.predictor.ipynb #a94cbe23
+@patch
+def _drop_soft_tissue(self: FullPipelinePredictor, res: PredictionResult) -> None:
+    "Remove the predicted vertebrae without bone from `res.segmentation` and `res.landmarks` (CT)."
+    soft = soft_tissue_labels(res.segmentation, res.image, self.min_bone_hu)
+    if not soft: return
+    a = sitk.GetArrayFromImage(res.segmentation); a[np.isin(a, soft)] = 0
+    seg = sitk.GetImageFromArray(a); seg.CopyInformation(res.segmentation); res.segmentation = seg
+    res.landmarks = [l for l in res.landmarks if int(l["label"]) not in soft]; res.info["not_bone"] = [verse_name(l) for l in soft]
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #ac9da848
 def refine_with_masks(landmarks: list[dict], # landmark records (`PredictionResult.landmarks`), cranial → caudal
