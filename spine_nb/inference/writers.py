@@ -110,6 +110,7 @@ def write_outputs(res: PredictionResult, output_dir: str | Path, case: str, save
     meta = {"case": case, "status": "ok", "input": {"path": res.info.get("input"), **_geometry(img)},
             "landmarks_source": res.info.get("landmarks_source"), "n_vertebrae": len(res.landmarks),
             "levels": [l["name"] for l in res.landmarks], **({"level_count": res.info["level_count"]} if res.info.get("level_count") else {}),
+            **({"not_bone": res.info["not_bone"]} if res.info.get("not_bone") else {}),  # predicted levels dropped: no cortical bone
             "outputs": {k: str(v) for k, v in written.items()},
             **_predictor_meta(predictor), "versions": _versions(), "timings_s": {k: round(v, 3) for k, v in res.timings.items()},
             "peak_ram_mb": round(_peak_ram_mb(), 1), "warnings": warnings}
