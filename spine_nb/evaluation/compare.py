@@ -18,13 +18,6 @@ from .heldout import case_truth
 __all__ = ['score_case', 'score_method', 'parameter_count', 'training_minutes', 'method_summary', 'fov_summary',
            'plot_comparison', 'realcheck_table']
 
-# %% ../../nbs/10c_evaluation.compare.ipynb #6cca9c7e
-def _vertebra_labels(seg) -> set[int]:
-    "VerSe vertebra ids (1–28) with voxels in label map `seg` (None: none)."
-    if seg is None: return set()
-    import SimpleITK as sitk
-    return {int(l) for l in np.unique(sitk.GetArrayViewFromImage(seg)) if 0 < l <= 28}
-
 # %% ../../nbs/10c_evaluation.compare.ipynb #1a5b5621
 def score_case(predictor, # anything with `predict(image, case=, qc=False) -> PredictionResult`
                row: Mapping, # a dataset-CSV row: name, image_path, mask_path, centroid_json_path (fov, modality optional)
@@ -36,8 +29,8 @@ def score_case(predictor, # anything with `predict(image, case=, qc=False) -> Pr
     dt = float("nan") if getattr(predictor, "precomputed", False) else time.perf_counter() - t0  # a folder of maps: its time is not ours to know
     m = VerSeMetrics().evaluate_case(res.segmentation, mask, res.landmarks_world(), gt)
     a = m["aggregate"]
-    n_true, n_pred = len(set(gt) | _vertebra_labels(mask)), len({int(l["label"]) for l in res.landmarks} | _vertebra_labels(res.segmentation))
-    case = dict(method=method, case=row["name"], fov=row.get("fov", ""), modality=row.get("modality", ""), n_true=n_true, n_pred=n_pred, id_rate=a["id_rate"], mld_mm=a["mld"], dice=a["dice_mean"], hd95_mm=a["hd95_mean"], predict_s=dt)
+    case = dict(method=method, case=row["name"], fov=row.get("fov", ""), modality=row.get("modality", ""), n_true=a["n_gt"], n_pred=a["n_pred"],  # a vertebra shown by a centroid or by mask voxels, on either side
+                id_rate=a["id_rate"], mld_mm=a["mld"], dice=a["dice_mean"], hd95_mm=a["hd95_mean"], predict_s=dt)
     if isinstance(row.get("semantic_path"), str) and row["semantic_path"]:   # discs named by level, all discs, canal (NaN: not predicted)
         from spine_nb.data.io import read_image
         ts = tissue_scores(res.segmentation, res.semantic, mask, read_image(row["semantic_path"]))

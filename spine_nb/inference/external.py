@@ -12,7 +12,7 @@ from ..anatomy import body_centres
 from ..core import convert_labels
 from ..data.geometry import Grid
 from ..data.io import read_image
-from ..data.nnunet import nnunet_case_id
+from ..data.nnunet import nnunet_case_id, _same_grid
 from .predictor import InputError, read_input
 from .writers import finish_prediction
 
@@ -46,10 +46,8 @@ def labels_on_grid(labels: sitk.Image, # a label map (any grid)
                    path: str | Path = "label map", # for messages
                   ) -> sitk.Image:
     "UInt8 `labels` on `image`'s grid; a ValueError naming `path` when none of its labels lands on the scan."
-    g = Grid.of(image); same = Grid.of(labels)
-    if same.size == g.size and np.allclose(same.spacing, g.spacing, atol=1e-4) and np.allclose(same.origin, g.origin, atol=1e-3) and np.allclose(same.direction, g.direction, atol=1e-5):
-        out = sitk.Cast(labels, sitk.sitkUInt8); out.CopyInformation(image); return out
-    out = g.resample(labels, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    if _same_grid(labels, image): out = sitk.Cast(labels, sitk.sitkUInt8); out.CopyInformation(image); return out
+    out = Grid.of(image).resample(labels, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     if sitk.GetArrayViewFromImage(labels).any() and not sitk.GetArrayViewFromImage(out).any():
         raise ValueError(f"{path} does not overlap its scan (no label lands on the scan's grid); was it predicted for another image?")
     return out
