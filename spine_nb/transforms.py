@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import SimpleITK as sitk
 from monai.data import MetaTensor
+from monai.utils import convert_to_dst_type
 from monai.transforms import (Transform, MapTransform, RandomizableTransform, ScaleIntensityRange, RandAffined, Rand3DElasticd, RandShiftIntensityd,
                               RandScaleIntensityd, RandAdjustContrastd, RandHistogramShiftd, RandGaussianSmoothd, ApplyTransformToPoints, BorderPad, SpatialCrop)
 from fastcore.basics import patch
@@ -17,13 +18,13 @@ from .core import LANDMARK_IDS, ANATOMICAL_ORDER
 from .data.geometry import stage_grid
 
 # %% auto #0
-__all__ = ['LPS_TO_RAS', 'HU_WINDOW', 'MR_PERCENTILES', 'sitk_to_metatensor', 'metatensor_to_sitk', 'landmarks_to_array',
-           'array_to_landmarks', 'world_to_voxel', 'label_convention', 'to_verse_mask', 'LoadSpineCased',
-           'case_centroids', 'modality_kind', 'intensity_window', 'ScaleToWindow', 'ScaleToWindowd', 'IntensityWindowd',
-           'resample_to_grid', 'StageGridd', 'network_input', 'plan_input', 'crop_or_pad', 'SpineCropd',
-           'LandmarksToVoxeld', 'gaussian_volume', 'LandmarkHeatmapsd', 'polyline_distance', 'SpineHeatmapd',
-           'caudal_shift', 'VertebraCropd', 'spatial_augmentation', 'elastic_augmentation', 'intensity_augmentation',
-           'appearance_augmentation', 'RandAxialFOVd']
+__all__ = ['LPS_TO_RAS', 'HU_WINDOW', 'MR_PERCENTILES', 'MR_EQUALISED', 'MR_NORMS', 'sitk_to_metatensor', 'metatensor_to_sitk',
+           'landmarks_to_array', 'array_to_landmarks', 'world_to_voxel', 'label_convention', 'to_verse_mask',
+           'LoadSpineCased', 'case_centroids', 'modality_kind', 'intensity_window', 'ScaleToWindow', 'ScaleToWindowd',
+           'IntensityWindowd', 'resample_to_grid', 'StageGridd', 'network_input', 'plan_input', 'crop_or_pad',
+           'SpineCropd', 'LandmarksToVoxeld', 'gaussian_volume', 'LandmarkHeatmapsd', 'polyline_distance',
+           'SpineHeatmapd', 'caudal_shift', 'VertebraCropd', 'spatial_augmentation', 'elastic_augmentation',
+           'intensity_augmentation', 'appearance_augmentation', 'RandAxialFOVd']
 
 # %% ../nbs/04_transforms.ipynb #30a2d8a7
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # the same matrix maps RAS to LPS
@@ -183,6 +184,8 @@ def case_centroids(case: Mapping # a dataset-CSV row or case dict with `mask`/`m
 # %% ../nbs/04_transforms.ipynb #e41aedf6
 HU_WINDOW: tuple[float, float] = (-1000.0, 1500.0)  # CT intensities (HU) mapped to -1 and 1
 MR_PERCENTILES: tuple[float, float] = (1.0, 99.0)  # MRI intensities mapped to -1 and 1, as percentiles of the scan
+MR_EQUALISED: tuple[float, ...] = (1.0, *map(float, range(5, 100, 5)), 99.0)  # 21 percentiles to evenly spaced values: histogram equalisation
+MR_NORMS: dict[str, tuple[float, ...]] = {"window": MR_PERCENTILES, "equalise": MR_EQUALISED}  # a config's `mr_norm` → its plan's percentiles
 _MR_NAMES = ("mri", "mr", "t1", "t2", "t1w", "t2w")
 
 def modality_kind(modality: str # a modality name: 'ct', or 'mri' / 'mr' / 't1' / 't2' / 't1w' / 't2w'
@@ -196,21 +199,26 @@ def modality_kind(modality: str # a modality name: 'ct', or 'mri' / 'mr' / 't1' 
 def intensity_window(image: sitk.Image, # the whole scan
                      modality: str = "ct", # 'ct' (Hounsfield units) or 'mri'
                      hu_window: Sequence[float] = HU_WINDOW, # CT: the fixed window
-                     percentiles: Sequence[float] = MR_PERCENTILES, # MRI: percentiles of the scan at 4 mm
-                    ) -> tuple[float, float]:
-    "The intensities mapped to -1 and 1: the HU window for CT, percentiles of a 4 mm resampling for MRI."
+                     percentiles: Sequence[float] = MR_PERCENTILES, # MRI: two or more increasing percentiles of the scan at 4 mm
+                    ) -> tuple[float, ...]:
+    "Intensity knots mapped to evenly spaced values from -1 to 1: the HU window for CT; for MRI, percentiles of a 4 mm resampling (two: a linear window; more: histogram equalisation)."
     if modality_kind(modality) == "ct": return float(hu_window[0]), float(hu_window[1])
     a = sitk.GetArrayFromImage(stage_grid(image, (4.0, 4.0, 4.0)).resample(image))  # a copy: a view of a temporary image would dangle
-    lo, hi = np.percentile(a[::2, ::2, ::2], percentiles)
-    return float(lo), float(max(hi, lo + 1e-3))
+    k = [float(v) for v in np.percentile(a[::2, ::2, ::2], percentiles)]
+    for i in range(1, len(k)): k[i] = max(k[i], k[i - 1] + 1e-3)  # strictly increasing: 8-bit scans and large backgrounds tie percentiles
+    return tuple(k)
 
 # %% ../nbs/04_transforms.ipynb #f46a54e6
 class ScaleToWindow(Transform):
-    "Map intensities `window[0]`…`window[1]` linearly to -1…1, clipped; any shape, channel-first by convention."
-    def __init__(self, window: Sequence[float]): # (low, high) intensities
-        self.window = (float(window[0]), float(window[1]))
+    "Map intensity knots `window` (increasing) to evenly spaced values from -1 to 1, piecewise linearly, clipped; any shape, channel-first by convention."
+    def __init__(self, window: Sequence[float]): # (low, high) intensities, or more knots (`intensity_window`)
+        self.window = tuple(float(w) for w in window)
     def __call__(self, img):
-        return ScaleIntensityRange(self.window[0], self.window[1], -1.0, 1.0, clip=True)(img)
+        if len(self.window) == 2: return ScaleIntensityRange(self.window[0], self.window[1], -1.0, 1.0, clip=True)(img)
+        t = torch.as_tensor(img, dtype=torch.float32); xp = torch.tensor(self.window); fp = torch.linspace(-1.0, 1.0, len(xp))
+        i = torch.bucketize(t, xp).clamp(1, len(xp) - 1)
+        y = fp[i - 1] + (t - xp[i - 1]) / (xp[i] - xp[i - 1]) * (fp[i] - fp[i - 1])
+        return convert_to_dst_type(y.clamp(-1.0, 1.0), img, dtype=torch.float32)[0]
 
 class ScaleToWindowd(MapTransform):
     "`ScaleToWindow` of `keys` with the case's window (`window_key`, written by `IntensityWindowd`)."

@@ -11,6 +11,7 @@ import numpy as np
 from ...training.config import TrainConfig, preset_config, saved_config, file_config
 from ...core import LANDMARK_IDS, verse_name
 from ...anatomy import disc_label_map
+from ...transforms import MR_NORMS
 
 # %% auto #0
 __all__ = ['LUMBAR_CLASSES', 'SPINE_LEVELS', 'RIB_SCHEMES', 'LABEL_SCHEMES', 'NETWORKS', 'PRESETS', 'NETWORK_PRESETS',
@@ -78,6 +79,7 @@ class BaselineConfig(TrainConfig):
     network: str = "unet" # 'unet', 'segresnet' or 'swinunetr'
     label_scheme: str = "verse" # 'verse', 'vertebra', 'lumbar', 'spine', 'thoracolumbar' or 'thoracolumbar_ribs' (see `LABEL_SCHEMES`)
     modality: str = "ct" # 'ct' or 'mri' (intensity window, see `spine_nb.transforms.intensity_window`)
+    mr_norm: str = "window" # MRI: 'window' (1st–99th percentile, linear) or 'equalise' (histogram equalisation); see `spine_nb.transforms.MR_NORMS`
     spacing: tuple = (2.0, 2.0, 2.0) # resampling in mm
     patch_size: tuple = (128, 128, 160) # training patch and sliding window in voxels (x, y, z); x = 1: a 2D network on sagittal slices
     channels: tuple = (32, 64, 128, 256, 512) # UNet: channels per level
@@ -170,6 +172,7 @@ def get_config(preset: str = "paper", # 'paper', 'cpu' or 'tiny'
     "The baseline config of `preset` with `overrides` (field=value; None values ignored)."
     c = preset_config(BaselineConfig, PRESETS, preset, **overrides)
     if c.network not in NETWORKS: raise ValueError(f"unknown network {c.network!r}; use one of {list(NETWORKS)}")
+    if c.mr_norm not in MR_NORMS: raise ValueError(f"unknown mr_norm {c.mr_norm!r}; use one of {list(MR_NORMS)}")
     extra = {k: v for k, v in {**SCHEME_PRESETS.get((preset, c.label_scheme), {}), **NETWORK_PRESETS.get((preset, c.network), {})}.items()
              if overrides.get(k) is None}
     if extra: c = preset_config(BaselineConfig, PRESETS, preset, **{**overrides, **extra})

@@ -11,7 +11,7 @@ from monai.data import MetaTensor
 from monai.transforms import (Compose, MapTransform, Transform, CropForegroundd, SpatialPadd, RandCropByLabelClassesd, RandRotated,
                               RandZoomd, RandGaussianNoised, SqueezeDimd)
 from ...transforms import (LoadSpineCased, IntensityWindowd, StageGridd, ScaleToWindowd, intensity_augmentation, appearance_augmentation, modality_kind,
-                                 HU_WINDOW, MR_PERCENTILES)
+                                 HU_WINDOW, MR_NORMS)
 from .plan import encode_labels, scheme_classes, spatial_dims, BaselineConfig
 
 # %% auto #0
@@ -21,10 +21,10 @@ __all__ = ['preprocessing_plan', 'EncodeLabelsd', 'base_transforms', 'body', 'Fi
 # %% ../../../nbs/22a_methods.baselines.transforms.ipynb #6bdadc39
 def preprocessing_plan(config: BaselineConfig # the run's config
                       ) -> dict:
-    "The preprocessing plan of a baseline: grid spacing, patch, intensity window and label scheme."
+    "The preprocessing plan of a baseline: grid spacing, patch, intensity normalisation (MRI percentiles of `config.mr_norm`) and label scheme."
     return {"method": "baselines", "stage": "semantic", "grid": "stage grid on the scan's canonical axes, covering it (spine_nb.data.geometry.stage_grid)",
             "spacing": [float(s) for s in config.spacing], "patch_size": [int(s) for s in config.patch_size],
-            "intensity": {"modality": modality_kind(config.modality), "hu_window": list(HU_WINDOW), "percentiles": list(MR_PERCENTILES)},
+            "intensity": {"modality": modality_kind(config.modality), "hu_window": list(HU_WINDOW), "percentiles": list(MR_NORMS[config.mr_norm])},
             "label_scheme": config.label_scheme, "classes": ["background", *scheme_classes(config.label_scheme)], "sw_overlap": float(config.sw_overlap)}
 
 # %% ../../../nbs/22a_methods.baselines.transforms.ipynb #70436c0c
