@@ -4,6 +4,7 @@
 
 # %% ../nbs/04_transforms.ipynb #cd0a1186
 from __future__ import annotations
+import warnings
 from pathlib import Path
 from typing import Hashable, Mapping, Sequence
 import numpy as np
@@ -12,7 +13,7 @@ import SimpleITK as sitk
 from monai.data import MetaTensor
 from monai.utils import convert_to_dst_type
 from monai.transforms import (Transform, MapTransform, RandomizableTransform, ScaleIntensityRange, RandAffined, Rand3DElasticd, RandShiftIntensityd,
-                              RandScaleIntensityd, RandAdjustContrastd, RandHistogramShiftd, RandGaussianSmoothd, ApplyTransformToPoints, BorderPad, SpatialCrop)
+                              RandScaleIntensityd, RandAdjustContrastd, RandHistogramShiftd, RandGaussianSmoothd, RandSimulateLowResolutiond, ApplyTransformToPoints, BorderPad, SpatialCrop)
 from fastcore.basics import patch
 from .core import LANDMARK_IDS, ANATOMICAL_ORDER
 from .data.geometry import stage_grid
@@ -516,11 +517,14 @@ def intensity_augmentation(key: str = "image", prob: float = 0.5, shift: float =
 def appearance_augmentation(key: str = "image", prob: float = 0.3, # probability of each transform
                             histogram_points: int = 8, # > 2: random intensity curve with 3…this many control points; 0: off
                             smooth_sigma: float = 1.0, # > 0: Gaussian blur of 0.25…this many voxels per axis; 0: off
+                            lowres_zoom: float = 0.0, # in (0, 1): a lower resolution, down to this zoom (0.5: voxels twice as large); 0: off
                            ) -> list:
-    "Random intensity curve and blur of `key` (channel-first `(C, X, Y, Z)`, scaled to -1…1), each with probability `prob`."
+    "Random intensity curve, blur and lower resolution of `key` (channel-first `(C, X, Y, Z)`, scaled to -1…1), each with probability `prob`."
     t = [RandHistogramShiftd(key, num_control_points=(3, int(histogram_points)), prob=prob)] if histogram_points > 2 else []
+    warnings.filterwarnings("ignore", message="The image's intensity is a single value")  # MONAI warns at every uniform crop (all air), which it returns unchanged
     s = (0.25, float(smooth_sigma))
-    return t + ([RandGaussianSmoothd(key, sigma_x=s, sigma_y=s, sigma_z=s, prob=prob)] if smooth_sigma > 0 else [])
+    t += [RandGaussianSmoothd(key, sigma_x=s, sigma_y=s, sigma_z=s, prob=prob)] if smooth_sigma > 0 else []
+    return t + ([RandSimulateLowResolutiond(key, prob=prob, downsample_mode="area", zoom_range=(float(lowres_zoom), 1.0))] if 0 < lowres_zoom < 1 else [])
 
 # %% ../nbs/04_transforms.ipynb #886f85e4
 class RandAxialFOVd(RandomizableTransform, MapTransform):

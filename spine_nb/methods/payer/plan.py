@@ -41,6 +41,10 @@ class StageConfig(TrainConfig):
     intensity_shift: float = 0.2
     intensity_scale: float = 0.2
     mr_gamma: float = 0.5 # MRI only: random gamma in [1/1.5, 1.5] (contrasts differ between sequences; CT's HU are fixed)
+    appearance_prob: float = 0.0 # random intensity curve, blur and lower resolution (`spine_nb.transforms.appearance_augmentation`), each with this probability; 0: off
+    histogram_points: int = 8 # the intensity curve's most control points
+    smooth_sigma: float = 1.0 # the blur's largest σ in voxels
+    lowres_zoom: float = 0.5 # the lowest resolution, as a zoom (0.5: voxels twice as large)
     fov_prob: float = 0.3 # stage 1: random partial field of view
     fov_min_fraction: float = 0.4
     crop_jitter_mm: float = 10.0 # random shift of the crop centre

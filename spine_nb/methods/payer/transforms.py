@@ -8,7 +8,7 @@ from typing import Mapping
 import numpy as np
 import torch
 from monai.transforms import Compose, Transform, MapTransform, ConcatItemsd, ToDeviced
-from ...transforms import LoadSpineCased, IntensityWindowd, StageGridd, ScaleToWindowd, modality_kind, HU_WINDOW, MR_PERCENTILES, SpineCropd, RandAxialFOVd, LandmarksToVoxeld, SpineHeatmapd, VertebraCropd, spatial_augmentation, elastic_augmentation, intensity_augmentation
+from ...transforms import LoadSpineCased, IntensityWindowd, StageGridd, ScaleToWindowd, modality_kind, HU_WINDOW, MR_PERCENTILES, SpineCropd, RandAxialFOVd, LandmarksToVoxeld, SpineHeatmapd, VertebraCropd, spatial_augmentation, elastic_augmentation, intensity_augmentation, appearance_augmentation
 from .plan import STAGES
 
 # %% auto #0
@@ -17,7 +17,8 @@ __all__ = ['AUG_DEFAULTS', 'stage_plan', 'LabelsPresentd', 'get_transforms', 'Fi
 # %% ../../../nbs/20a_methods.payer.transforms.ipynb #697bf86b
 AUG_DEFAULTS = dict(aug_prob=0.5, rotate_deg=10.0, scale=0.1, translate_vox=0.0, elastic_prob=0.0, intensity_shift=0.1,
                     intensity_scale=0.1, fov_prob=0.3, fov_min_fraction=0.4, crop_jitter_mm=10.0, heatmap_sigma=4.0,
-                    modality="ct", samples_per_case=1, mr_gamma=0.0)
+                    modality="ct", samples_per_case=1, mr_gamma=0.0,
+                    appearance_prob=0.0, histogram_points=8, smooth_sigma=1.0, lowres_zoom=0.5)
 
 def _cfg(config, name, default=None):
     "Field `name` of `config` (object or dict), else its `AUG_DEFAULTS` value, else `default`."
@@ -48,9 +49,11 @@ def _spatial_aug(config, keys, modes, p: float, device=None):
 
 # %% ../../../nbs/20a_methods.payer.transforms.ipynb #b5785ff5
 def _intensity_aug(config, p: float) -> list:
-    "`intensity_augmentation` of the image with the config's shift and scale, plus a random gamma for MRI."
+    "`intensity_augmentation` of the image with the config's shift and scale, a random gamma for MRI, and the config's `appearance_augmentation`."
     gamma = float(_cfg(config, "mr_gamma")) if modality_kind(_cfg(config, "modality")) == "mri" else 0.0
-    return intensity_augmentation("image", p, float(_cfg(config, "intensity_shift")), float(_cfg(config, "intensity_scale")), gamma)
+    q = float(_cfg(config, "appearance_prob"))
+    look = appearance_augmentation("image", q, int(_cfg(config, "histogram_points")), float(_cfg(config, "smooth_sigma")), float(_cfg(config, "lowres_zoom"))) if q > 0 else []
+    return intensity_augmentation("image", p, float(_cfg(config, "intensity_shift")), float(_cfg(config, "intensity_scale")), gamma) + look
 
 # %% ../../../nbs/20a_methods.payer.transforms.ipynb #d2ae144e
 def _landmark_transforms(stage: str, config, train: bool, p: float, device=None) -> list:
