@@ -170,7 +170,9 @@ def sacrum_boxes(landmarks: list[dict], # landmark records (`label`, `world`)
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #031674ab
 def run_segmentation_stage(image: sitk.Image, models: StageModel, device, window, landmarks: list[dict],
-                           progress: bool = False, batch_size: int = 2) -> sitk.Image:
+                           progress: bool = False, batch_size: int = 2,
+                           threshold: float = 0.5, # foreground probability a voxel needs
+                          ) -> sitk.Image:
     "UInt8 label image (VerSe ids) on the input's grid from per-landmark crops (`batch_size` crops per forward pass)."
     cfg = models.config; size = [int(s) for s in cfg["image_size"]]; sigma = float(cfg["heatmap_sigma"])
     target, full = Grid.of(image), stage_grid(image, cfg["spacing"])
@@ -183,7 +185,7 @@ def run_segmentation_stage(image: sitk.Image, models: StageModel, device, window
         x = torch.cat([torch.cat([network_input(image, g, window), h], 1) for g, h in zip(grids, heats)]).to(device)
         prob = _ensemble(models, x, sigmoid=True).cpu().numpy()
         for lm, g, p in zip(chunk, grids, prob): _paste(p[0], g, target, best, labels, int(lm["label"]))
-    labels[best < 128] = 0
+    labels[best < int(round(threshold * 255))] = 0
     out = sitk.GetImageFromArray(keep_largest_components(labels)); out.CopyInformation(image)
     return out
 
@@ -216,6 +218,7 @@ class FullPipelinePredictor:
                  edge_vertebrae: str | None = "cut", # the level beyond each chain end (`edge_neighbours`) segmented too: 'cut' (centroid outside the image), 'all' (inside too) or None
                  edge_reach_mm: float = 20.0, # how far outside the image such a level's predicted centroid may lie
                  min_bone_hu: float | None = None, # CT: drop predicted vertebrae whose 90th HU percentile stays under this (`soft_tissue_labels`); None: the family's postprocess, else off; 0: off
+                 seg_threshold: float | None = None, # stage 3: foreground probability a voxel needs; None: the family's postprocess, else 0.5
                 ):
         self.device = get_device(device) if not isinstance(device, torch.device) else device
         ck = {"spine": spine_checkpoint, "vertebrae": vertebrae_checkpoint, "segmentation": segmentation_checkpoint}
@@ -229,6 +232,8 @@ class FullPipelinePredictor:
         if edge_vertebrae not in (None, "cut", "all"): raise ValueError(f"edge_vertebrae must be 'cut', 'all' or None, not {edge_vertebrae!r}")
         self.edge_vertebrae, self.edge_reach_mm = edge_vertebrae, edge_reach_mm
         self.min_bone_hu = ((self.weights or {}).get("postprocess") or {}).get("min_bone_hu") if min_bone_hu is None else min_bone_hu
+        self.seg_threshold = float(((self.weights or {}).get("postprocess") or {}).get("seg_threshold", 0.5) if seg_threshold is None else seg_threshold)
+        if not 0 < self.seg_threshold < 1: raise ValueError(f"seg_threshold must lie between 0 and 1, not {self.seg_threshold}")
         self.modality = str(next(iter(self.models.values())).config.get("modality", "ct")).lower() if self.models else "ct"
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #3291e150
@@ -268,6 +273,7 @@ def describe(self: FullPipelinePredictor) -> dict:
     stages = {s: {k: m.config.get(k) for k in ("spacing", "image_size", "heatmap_sigma", "modality")} for s, m in predictor.models.items()}
     return {"checkpoints": predictor.checkpoints(), "weights": predictor.weights, "device": str(predictor.device),
             "parameters": {"candidate": predictor.candidate_params, "identify": predictor.identify_params, "refine_landmarks": predictor.refine_landmarks, "edge_vertebrae": predictor.edge_vertebrae,
+                           "seg_threshold": predictor.seg_threshold, "min_bone_hu": predictor.min_bone_hu,
                            "stages": stages, "sequence_model_pairs": len(predictor.sequence_model.mean)}}
 
 # %% ../../../nbs/20c_methods.payer.predictor.ipynb #59636291
@@ -384,9 +390,9 @@ def _segment(self: FullPipelinePredictor, res: PredictionResult, window, segment
     extra = [e for e in extra if self.edge_vertebrae == "all" or not e["inside"]]
     seg_lms = landmarks_from(segment_landmarks, image) if segment_landmarks is not None else res.landmarks
     if seg_lms or extra:
-        res.segmentation = run_segmentation_stage(image, self.models["segmentation"], self.device, window, seg_lms, progress)
+        res.segmentation = run_segmentation_stage(image, self.models["segmentation"], self.device, window, seg_lms, progress, threshold=self.seg_threshold)
         if extra:  # segmented apart, and given only voxels no chain vertebra claims
-            seg_x = run_segmentation_stage(image, self.models["segmentation"], self.device, window, extra, progress)
+            seg_x = run_segmentation_stage(image, self.models["segmentation"], self.device, window, extra, progress, threshold=self.seg_threshold)
             res.segmentation = merge_unclaimed(res.segmentation, seg_x)
             res.segmentation, res.landmarks, res.info["edge_vertebrae"] = keep_edge_vertebrae(res.segmentation, res.landmarks, extra, image=image)
     else:
